@@ -1,0 +1,32 @@
+# polarbear-workflow: reproduce Polarbear (Zhang, Meng-Papaxanthos, Vert, Noble) end to end.
+#   snakemake --cores 2                          demo data (simulated in the real file formats)
+#   snakemake --cores N --config source=public   real public data (downloads ~60 GB)
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/features.smk"
+include: "rules/cells.smk"
+include: "rules/polarbear.smk"
+include: "rules/babel.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        FIGURES,
+        f"{R}/eval/table3.tsv",
+    default_target: True

@@ -1,0 +1,1 @@
+# rules for stage: babel (to be filled)

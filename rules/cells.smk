@@ -1,0 +1,1 @@
+# rules for stage: cells (to be filled)

@@ -1,0 +1,98 @@
+# Shared helpers for all rule files: paths, grids, resources. Included first by the Snakefile.
+import itertools
+
+R = config["results"]
+SOURCE = config["source"]
+DEMO = SOURCE == "demo"
+VARIANTS = config["variants"]
+SCENARIOS = config["scenarios"]
+METHODS = config["methods"]
+MODALITY_KINDS = ["coassay_rna", "coassay_atac", "single_rna", "single_atac"]
+SINGLE_ATAC_SETS = list(config["single_atac_sets"])
+RES = config["resources"]
+
+
+def raw(name):
+    """Path of one raw input file (downloaded for source=public, simulated for source=demo)."""
+    return f"{R}/raw/{config['downloads'][name]['file']}"
+
+
+def atac_assembly(dataset):
+    """Genome assembly of a single-assay ATAC set's peak coordinates."""
+    if DEMO and dataset == config["demo"]["mm9_set"]:
+        return "mm9"
+    return config["single_atac_sets"][dataset]["assembly"]
+
+
+def processed(variant, kind):
+    return f"{R}/processed/{variant}/{kind}.h5ad"
+
+
+def method_runs():
+    """(variant, scenario, method) triples the workflow trains and evaluates.
+
+    Every method runs on the full feature set; the exp and var variants run the co-assay-only
+    Polarbear model, as in the paper's Fig. 7.
+    """
+    runs = [("full", s, m) for s in SCENARIOS for m in METHODS]
+    runs += [(v, s, "polarbear_coassay") for v in VARIANTS if v != "full" for s in SCENARIOS]
+    return runs
+
+
+def _fmt(x):
+    return f"{x:g}"
+
+
+def polarbear_grid():
+    """Grid point names, e.g. latent10_beta0.5 (demo_grid for source=demo)."""
+    g = config["polarbear"]["demo_grid" if DEMO else "grid"]
+    return [f"latent{l}_beta{_fmt(b)}" for l, b in itertools.product(g["latent"], g["beta"])]
+
+
+def babel_grid():
+    g = config["babel"]["demo_grid" if DEMO else "grid"]
+    return [f"latent{l}_weight{_fmt(w)}" for l, w in itertools.product(g["latent"], g["weight"])]
+
+
+def parse_point(name):
+    """'latent10_beta0.5' -> {'latent': 10, 'beta': 0.5}."""
+    out = {}
+    for part in name.split("_"):
+        key = part.rstrip("0123456789.e-+")
+        val = part[len(key):]
+        out[key] = int(val) if key == "latent" else float(val)
+    return out
+
+
+def vae_fit_params():
+    p = dict(config["polarbear"]["vae"])
+    if DEMO:
+        p["max_epochs"] = config["polarbear"].get("demo_vae_max_epochs", p["max_epochs"])
+    return p
+
+
+def translator_fit_params():
+    p = dict(config["polarbear"]["translator"])
+    if DEMO:
+        p["max_epochs"] = config["polarbear"].get("demo_translator_max_epochs", p["max_epochs"])
+    return p
+
+
+def babel_fit_params():
+    p = {k: config["babel"][k] for k in ("batch_size", "learning_rate", "max_epochs", "patience")}
+    if DEMO:
+        p["max_epochs"] = config["babel"].get("demo_max_epochs", p["max_epochs"])
+    return p
+
+
+def predictions(variant, scenario, method):
+    d = f"{R}/predictions/{variant}/{scenario}/{method}"
+    return [f"{d}/atac_to_rna.h5ad", f"{d}/rna_to_atac.h5ad", f"{d}/latent.h5ad"]
+
+
+def eval_tables(variant, scenario, method):
+    d = f"{R}/eval/{variant}/{scenario}/{method}"
+    return [f"{d}/genes.tsv", f"{d}/peaks.tsv", f"{d}/cells.tsv", f"{d}/markers.tsv"]
+
+
+FIGURES = [f"{R}/figures/fig{i}.{ext}" for i in range(3, 8) for ext in ("pdf", "png")]

@@ -1,0 +1,1 @@
+# rules for stage: evaluate (to be filled)

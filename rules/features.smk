@@ -1,0 +1,1 @@
+# rules for stage: features (to be filled)

@@ -1,0 +1,1 @@
+# rules for stage: figures (to be filled)

@@ -1,0 +1,1 @@
+# rules for stage: polarbear (to be filled)

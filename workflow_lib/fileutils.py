@@ -1,0 +1,105 @@
+"""Shared file helpers: atomic writes, logging set-up and input errors that name their file.
+
+Every stage writes its outputs through :func:`atomic_path` so that an interrupted job never
+leaves a half-written file behind under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+
+class InputFormatError(ValueError):
+    """A user-facing error about one input file (and, where known, one line of it)."""
+
+    def __init__(self, path, message: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    The temporary file keeps the final suffix (``suffix`` or that of ``path``) so writers that
+    look at extensions (h5py, anndata, matplotlib) behave the same. On error it is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix if suffix is not None else "".join(path.suffixes),
+        dir=path.parent,
+    )
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_h5ad(adata, path) -> None:
+    """Write an AnnData atomically (gzip-free: fast to read back in training)."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)
+
+
+def write_tsv(df, path, index: bool = False) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index)
+
+
+def write_json(obj, path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def get_logger(log_path=None, name: str = "polarbear") -> logging.Logger:
+    """A logger writing timestamped lines to stderr and, if given, to ``log_path``."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    logger.addHandler(stream)
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_path, mode="a")
+        fh.setFormatter(fmt)
+        logger.addHandler(fh)
+    return logger
+
+
+@contextlib.contextmanager
+def timed(logger: logging.Logger, what: str) -> Iterator[None]:
+    """Log the start and the wall time of a step."""
+    logger.info("%s ...", what)
+    t0 = time.perf_counter()
+    yield
+    logger.info("%s done in %.1f s", what, time.perf_counter() - t0)
