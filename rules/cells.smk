@@ -1,1 +1,86 @@
-# rules for stage: cells (to be filled)
+# Stage "cells": splits of the co-assay cells and the processed AnnData files of every variant
+# ({R}/processed/{variant}/{coassay_rna,coassay_atac,single_rna,single_atac}.h5ad).
+
+SPL = config["splits"]
+
+
+rule splits:
+    input:
+        rna=f"{R}/interim/coassay_rna.h5ad",
+        genes=f"{R}/features/genes.tsv",
+    output:
+        f"{R}/splits/splits.tsv",
+    params:
+        seed=SPL["seed"],
+        fracs=SPL["random_fracs"],
+        resolution=SPL["leiden_resolution"],
+        n_pcs=SPL["n_pcs"],
+        n_neighbors=SPL["n_neighbors"],
+    log:
+        f"{R}/logs/splits/splits.log",
+    benchmark:
+        f"{R}/benchmarks/splits/splits.tsv"
+    threads: 1
+    resources:
+        **DEF_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/splits.py"
+
+
+rule processed_full:
+    input:
+        coassay_rna=f"{R}/interim/coassay_rna.h5ad",
+        coassay_atac=f"{R}/interim/coassay_atac.h5ad",
+        single_rna=f"{R}/interim/single_rna_zeisel.h5ad",
+        single_atac=expand(f"{R}/interim/single_atac_{{dataset}}.h5ad", dataset=SINGLE_ATAC_SETS),
+        genes=f"{R}/features/genes.tsv",
+        peaks=f"{R}/features/peaks.bed",
+        splits=f"{R}/splits/splits.tsv",
+        report=f"{R}/features/mapping_report.tsv",
+    output:
+        **{k: processed("full", k) for k in MODALITY_KINDS},
+    params:
+        datasets=SINGLE_ATAC_SETS,
+    log:
+        f"{R}/logs/processed_full/processed_full.log",
+    benchmark:
+        f"{R}/benchmarks/processed_full/processed_full.tsv"
+    threads: 1
+    resources:
+        **FEAT_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/processed_full.py"
+
+
+rule processed_variant:
+    input:
+        **{k: processed("full", k) for k in MODALITY_KINDS},
+    output:
+        **{k: processed("{variant}", k) for k in MODALITY_KINDS},
+    params:
+        exp_min_frac=FEAT["exp_min_frac"],
+        var_top_frac=FEAT["var_top_frac"],
+    wildcard_constraints:
+        variant="exp|var",
+    log:
+        f"{R}/logs/processed_variant/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/processed_variant/{{variant}}.tsv"
+    threads: 1
+    resources:
+        **FEAT_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/processed_variant.py"
+
+
+rule all_processed:
+    input:
+        [processed(v, k) for v in VARIANTS for k in MODALITY_KINDS],
+        f"{R}/splits/splits.tsv",
+        f"{R}/features/mapping_report.tsv",

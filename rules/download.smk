@@ -1,1 +1,58 @@
-# rules for stage: download (to be filled)
+# Stage "download": every raw input file under {R}/raw/.
+#   source=public: one `download` job per config `downloads` entry (urllib, checksum-verified).
+#   source=demo:   one `simulate_demo` job writing ALL raw files in the same formats.
+# Exactly one of the two rules exists in a run, so each raw file has a single producer.
+
+import os
+import re
+
+DOWNLOAD_NAMES = list(config["downloads"])
+
+
+if DEMO:
+
+    rule simulate_demo:
+        output:
+            [raw(n) for n in DOWNLOAD_NAMES],
+        params:
+            demo=config["demo"],
+            files={n: config["downloads"][n]["file"] for n in DOWNLOAD_NAMES},
+            outdir=lambda wc, output: os.path.dirname(output[0]),
+        log:
+            f"{R}/logs/simulate_demo/simulate_demo.log",
+        benchmark:
+            f"{R}/benchmarks/simulate_demo/simulate_demo.tsv"
+        threads: 1
+        resources:
+            mem_mb=RES["default"]["mem_mb"],
+            runtime=RES["default"]["runtime"],
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/simulate_demo.py"
+
+else:
+
+    rule download:
+        output:
+            f"{R}/raw/{{file}}",
+        wildcard_constraints:
+            file="|".join(re.escape(config["downloads"][n]["file"]) for n in DOWNLOAD_NAMES),
+        params:
+            entry=lambda wc: next(
+                e for e in config["downloads"].values() if e["file"] == wc.file
+            ),
+            sidecar=lambda wc: f"{R}/raw/checksums/{wc.file}.sha256",
+        log:
+            f"{R}/logs/download/{{file}}.log",
+        benchmark:
+            f"{R}/benchmarks/download/{{file}}.tsv"
+        threads: 1
+        retries: 2
+        resources:
+            mem_mb=RES["default"]["mem_mb"],
+            runtime=RES["default"]["runtime"],
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/download.py"

@@ -1,1 +1,184 @@
-# rules for stage: features (to be filled)
+# Stage "features": co-assay pairing, reference genes (GENCODE protein-coding autosomal) and
+# peaks (SNARE-seq frequency filter), liftover + overlap mapping of single-assay ATAC sets,
+# symbol mapping of single-assay RNA. Outputs: {R}/features/*, {R}/interim/*.h5ad.
+
+FEAT_RES = dict(mem_mb=RES["features"]["mem_mb"], runtime=RES["features"]["runtime"])
+DEF_RES = dict(mem_mb=RES["default"]["mem_mb"], runtime=RES["default"]["runtime"])
+FEAT = config["features"]
+
+
+# demo: a separate (larger) fraction keeps the small simulated single-assay sets informative
+DOWNSAMPLE_FRAC = (
+    FEAT.get("demo_single_atac_downsample_frac", FEAT["single_atac_downsample_frac"])
+    if DEMO
+    else FEAT["single_atac_downsample_frac"]
+)
+
+
+rule coassay:
+    input:
+        rna_counts=raw("snare_rna_counts"),
+        rna_barcodes=raw("snare_rna_barcodes"),
+        rna_genes=raw("snare_rna_genes"),
+        atac_counts=raw("snare_atac_counts"),
+        atac_barcodes=raw("snare_atac_barcodes"),
+        atac_peaks=raw("snare_atac_peaks"),
+        metadata=raw("snare_metadata"),
+    output:
+        rna=f"{R}/interim/coassay_rna.h5ad",
+        atac=f"{R}/interim/coassay_atac.h5ad",
+    log:
+        f"{R}/logs/coassay/coassay.log",
+    benchmark:
+        f"{R}/benchmarks/coassay/coassay.tsv"
+    threads: 1
+    resources:
+        **FEAT_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/coassay.py"
+
+
+rule gene_features:
+    input:
+        rna=f"{R}/interim/coassay_rna.h5ad",
+        gtf=raw("gencode_gtf"),
+    output:
+        f"{R}/features/genes.tsv",
+    log:
+        f"{R}/logs/gene_features/gene_features.log",
+    benchmark:
+        f"{R}/benchmarks/gene_features/gene_features.tsv"
+    threads: 1
+    resources:
+        **DEF_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/gene_features.py"
+
+
+rule peak_features:
+    input:
+        atac=f"{R}/interim/coassay_atac.h5ad",
+    output:
+        f"{R}/features/peaks.bed",
+    params:
+        min_cells=FEAT["peak_min_cells"],
+        max_frac=FEAT["peak_max_frac"],
+    log:
+        f"{R}/logs/peak_features/peak_features.log",
+    benchmark:
+        f"{R}/benchmarks/peak_features/peak_features.tsv"
+    threads: 1
+    resources:
+        **FEAT_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/peak_features.py"
+
+
+rule lift_peaks:
+    input:
+        # peaks not in mm10 also need the (local) liftover chain
+        unpack(
+            lambda wc: {
+                "bed": raw(f"{wc.dataset}_atac_peaks"),
+                **(
+                    {"chain": raw("mm9_to_mm10_chain")}
+                    if atac_assembly(wc.dataset) != "mm10"
+                    else {}
+                ),
+            }
+        ),
+    output:
+        bed=f"{R}/interim/peaks_mm10/{{dataset}}.bed",
+        report=f"{R}/features/liftover/{{dataset}}.json",
+    params:
+        assembly=lambda wc: atac_assembly(wc.dataset),
+    wildcard_constraints:
+        dataset="|".join(SINGLE_ATAC_SETS),
+    log:
+        f"{R}/logs/lift_peaks/{{dataset}}.log",
+    benchmark:
+        f"{R}/benchmarks/lift_peaks/{{dataset}}.tsv"
+    threads: 1
+    resources:
+        **DEF_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/lift_peaks.py"
+
+
+rule single_atac:
+    input:
+        counts=lambda wc: raw(f"{wc.dataset}_atac_counts"),
+        barcodes=lambda wc: raw(f"{wc.dataset}_atac_barcodes"),
+        bed=lambda wc: raw(f"{wc.dataset}_atac_peaks"),
+        lifted=f"{R}/interim/peaks_mm10/{{dataset}}.bed",
+        ref=f"{R}/features/peaks.bed",
+    output:
+        f"{R}/interim/single_atac_{{dataset}}.h5ad",
+    params:
+        frac=DOWNSAMPLE_FRAC,
+        seed=FEAT["downsample_seed"],
+        min_features=FEAT["min_features_per_cell"],
+    wildcard_constraints:
+        dataset="|".join(SINGLE_ATAC_SETS),
+    log:
+        f"{R}/logs/single_atac/{{dataset}}.log",
+    benchmark:
+        f"{R}/benchmarks/single_atac/{{dataset}}.tsv"
+    threads: 1
+    resources:
+        **FEAT_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/single_atac.py"
+
+
+rule single_rna:
+    input:
+        loom=raw("zeisel_loom"),
+        genes=f"{R}/features/genes.tsv",
+    output:
+        f"{R}/interim/single_rna_zeisel.h5ad",
+    params:
+        min_features=FEAT["min_features_per_cell"],
+    log:
+        f"{R}/logs/single_rna/single_rna.log",
+    benchmark:
+        f"{R}/benchmarks/single_rna/single_rna.tsv"
+    threads: 1
+    resources:
+        **FEAT_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/single_rna.py"
+
+
+rule mapping_report:
+    input:
+        atac=expand(f"{R}/interim/single_atac_{{dataset}}.h5ad", dataset=SINGLE_ATAC_SETS),
+        lift=expand(f"{R}/features/liftover/{{dataset}}.json", dataset=SINGLE_ATAC_SETS),
+        ref=f"{R}/features/peaks.bed",
+    output:
+        f"{R}/features/mapping_report.tsv",
+    params:
+        datasets=SINGLE_ATAC_SETS,
+    log:
+        f"{R}/logs/mapping_report/mapping_report.log",
+    benchmark:
+        f"{R}/benchmarks/mapping_report/mapping_report.tsv"
+    threads: 1
+    resources:
+        **DEF_RES,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/mapping_report.py"

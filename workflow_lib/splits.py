@@ -1,0 +1,80 @@
+"""Train/val/test splits of the co-assay cells: random (seeded fractions) and unseen (Leiden
+clusters of the co-assay RNA: largest cluster -> test, second largest -> val, rest train)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+SPLITS = np.array(["train", "val", "test"], dtype=object)
+
+
+def random_split(n: int, fracs: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> np.ndarray:
+    """Labels train/val/test for n cells: exact sizes round(frac * n) for val and test (train
+    gets the rest), assigned by a seeded permutation."""
+    fr = np.asarray(fracs, dtype=float)
+    if len(fr) != 3 or (fr <= 0).any():
+        raise ValueError(f"need three positive fractions, got {fracs}")
+    fr = fr / fr.sum()
+    n_val, n_test = int(round(fr[1] * n)), int(round(fr[2] * n))
+    n_train = n - n_val - n_test
+    lab = np.repeat(SPLITS, [n_train, n_val, n_test])
+    perm = np.random.default_rng(seed).permutation(n)
+    out = np.empty(n, dtype=object)
+    out[perm] = lab
+    return out
+
+
+def leiden_clusters(rna: ad.AnnData, seed: int = 0, resolution: float = 1.0, n_pcs: int = 50,
+                    n_neighbors: int = 15) -> np.ndarray:
+    """Leiden clusters (igraph flavour) of normalize_total + log1p + PCA + kNN graph of RNA counts."""
+    import scanpy as sc
+
+    a = ad.AnnData(X=sp.csr_matrix(rna.X, dtype=np.float32, copy=True),
+                   obs=pd.DataFrame(index=rna.obs_names.copy()), var=pd.DataFrame(index=rna.var_names.copy()))
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    n_comps = int(min(n_pcs, a.n_obs - 1, a.n_vars - 1))
+    sc.pp.pca(a, n_comps=n_comps, random_state=seed, svd_solver="arpack")
+    sc.pp.neighbors(a, n_neighbors=min(n_neighbors, a.n_obs - 1), n_pcs=n_comps, random_state=seed)
+    sc.tl.leiden(a, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2,
+                 directed=False, key_added="leiden")
+    return a.obs["leiden"].astype(str).to_numpy()
+
+
+def unseen_split(clusters: Sequence) -> np.ndarray:
+    """Largest cluster -> test, second largest -> val, others train (ties broken by cluster name)."""
+    c = pd.Series(np.asarray(clusters).astype(str))
+    sizes = c.value_counts()
+    sizes = sizes.reset_index()
+    sizes.columns = ["cluster", "n"]
+    sizes = sizes.sort_values(["n", "cluster"], ascending=[False, True], kind="stable")
+    if len(sizes) < 3:
+        raise ValueError(f"unseen split needs >= 3 clusters, found {len(sizes)}")
+    test_c, val_c = sizes["cluster"].iloc[0], sizes["cluster"].iloc[1]
+    out = np.full(len(c), "train", dtype=object)
+    out[(c == test_c).to_numpy()] = "test"
+    out[(c == val_c).to_numpy()] = "val"
+    return out
+
+
+def make_splits(rna: ad.AnnData, seed: int = 0, fracs=(0.6, 0.2, 0.2), resolution: float = 1.0,
+                n_pcs: int = 50, n_neighbors: int = 15) -> pd.DataFrame:
+    """Splits table indexed by barcode: cell_type, leiden, split_random, split_unseen."""
+    clusters = leiden_clusters(rna, seed=seed, resolution=resolution, n_pcs=n_pcs, n_neighbors=n_neighbors)
+    df = pd.DataFrame({
+        "cell_type": rna.obs["cell_type"].astype(str).to_numpy() if "cell_type" in rna.obs else "",
+        "leiden": clusters,
+        "split_random": random_split(rna.n_obs, fracs, seed),
+        "split_unseen": unseen_split(clusters),
+    }, index=pd.Index(rna.obs_names.copy(), name="barcode"))
+    return df
+
+
+def read_splits(path) -> pd.DataFrame:
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False).set_index("barcode")
+    return df
