@@ -1,1 +1,94 @@
-# rules for stage: evaluate (to be filled)
+# Stage "evaluate": per-run evaluation tables (genes/peaks/cells/markers/de) and Table 3.
+# Logic: workflow_lib/evaluate.py (metrics.py, de.py, normalize.py).
+
+
+TABLE3_RUNS = [(s, m) for v, s, m in method_runs() if v == "full"]
+
+
+rule evaluate_reference:
+    """Deconvolution size factors and true one-vs-rest cell-type DE on all co-assay cells."""
+    input:
+        rna=processed("{variant}", "coassay_rna"),
+        atac=processed("{variant}", "coassay_atac"),
+    output:
+        size_factors=f"{R}/eval/{{variant}}/reference/size_factors.tsv",
+        genes_de=f"{R}/eval/{{variant}}/reference/genes_de.tsv",
+        peaks_de=f"{R}/eval/{{variant}}/reference/peaks_de.tsv",
+    log:
+        f"{R}/logs/evaluate_reference/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate_reference/{{variant}}.tsv"
+    wildcard_constraints:
+        variant="|".join(VARIANTS),
+    threads: 1
+    resources:
+        mem_mb=RES["default"]["mem_mb"],
+        runtime=RES["default"]["runtime"],
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/evaluate_reference.py"
+
+
+rule evaluate_run:
+    """Metrics of one (variant, scenario, method) run on the scenario's test cells."""
+    input:
+        unpack(
+            lambda wc: dict(
+                zip(("atac_to_rna", "rna_to_atac", "latent"), predictions(wc.variant, wc.scenario, wc.method)),
+                rna=processed(wc.variant, "coassay_rna"),
+                atac=processed(wc.variant, "coassay_atac"),
+                size_factors=f"{R}/eval/{wc.variant}/reference/size_factors.tsv",
+                genes_de=f"{R}/eval/{wc.variant}/reference/genes_de.tsv",
+                peaks_de=f"{R}/eval/{wc.variant}/reference/peaks_de.tsv",
+            )
+        ),
+    output:
+        genes=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/genes.tsv",
+        peaks=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/peaks.tsv",
+        cells=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/cells.tsv",
+        markers=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/markers.tsv",
+        de=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/de.tsv",
+    params:
+        de_fdr=config["evaluate"]["de_fdr"],
+        marker_genes=config["marker_genes"],
+    log:
+        f"{R}/logs/evaluate_run/{{variant}}/{{scenario}}/{{method}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate_run/{{variant}}/{{scenario}}/{{method}}.tsv"
+    wildcard_constraints:
+        variant="|".join(VARIANTS),
+        scenario="|".join(SCENARIOS),
+        method="|".join(METHODS),
+    threads: 1
+    resources:
+        mem_mb=RES["default"]["mem_mb"],
+        runtime=RES["default"]["runtime"],
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/evaluate_run.py"
+
+
+rule table3:
+    """Table 3: mean (SD) per split/metric/method + paired Wilcoxon tests vs Polarbear."""
+    input:
+        [t for s, m in TABLE3_RUNS for t in eval_tables("full", s, m)],
+    output:
+        tsv=f"{R}/eval/table3.tsv",
+        md=f"{R}/eval/table3.md",
+    params:
+        runs=TABLE3_RUNS,
+        dirs=[f"{R}/eval/full/{s}/{m}" for s, m in TABLE3_RUNS],
+    log:
+        f"{R}/logs/table3/table3.log",
+    benchmark:
+        f"{R}/benchmarks/table3/table3.tsv"
+    threads: 1
+    resources:
+        mem_mb=RES["default"]["mem_mb"],
+        runtime=RES["default"]["runtime"],
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/evaluate_table3.py"

@@ -1,0 +1,102 @@
+"""Vectorised rank-sum tests agree with scipy.stats.mannwhitneyu; BH agrees with scipy."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.stats import false_discovery_control, mannwhitneyu
+
+from workflow_lib import de
+
+
+def _data(rng, n=70, m=25):
+    X = rng.poisson(0.6, (n, m)).astype(float)
+    X[:, 3] = np.round(rng.normal(size=n), 1)          # negative values + ties (dense path only)
+    X[:, 4] = 0                                        # all zero
+    X[:, 5] = 2.5                                      # constant non-zero
+    X[:, 6] = rng.random(n) < 0.3                      # binary (peaks)
+    X[:20, 7] += 3                                     # up in the first group
+    return X
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_ranksum_matches_scipy_dense_and_sparse(alternative):
+    rng = np.random.default_rng(0)
+    X = _data(rng)
+    g = np.zeros(X.shape[0], dtype=bool)
+    g[:20] = True
+    for inp, max_entries in ((X, 10**7), (X, 70 * 4), (sp.csr_matrix(X), 10**7), (sp.csr_matrix(X), 100)):
+        res = de.ranksum_groups(inp, g, alternative, max_entries=max_entries)
+        for j in range(X.shape[1]):
+            a, b = X[g, j], X[~g, j]
+            if j in (4, 5):
+                assert np.isnan(res["pvalue"][0, j])
+                continue
+            sc = mannwhitneyu(a, b, alternative=alternative, method="asymptotic", use_continuity=True)
+            assert res["u"][0, j] == pytest.approx(sc.statistic, abs=1e-9)
+            assert res["pvalue"][0, j] == pytest.approx(sc.pvalue, rel=1e-9, abs=1e-12)
+    if alternative == "greater":
+        assert res["pvalue"][0, 7] < 1e-6
+    else:
+        assert res["pvalue"][0, 7] > 0.999
+
+
+def test_ranksum_multiple_groups_and_two_samples():
+    rng = np.random.default_rng(1)
+    X = sp.csr_matrix(rng.poisson(1.0, (60, 12)).astype(float))
+    labels = rng.integers(0, 3, 60)
+    groups = np.stack([labels == k for k in range(3)], axis=1)
+    res = de.ranksum_groups(X, groups)
+    D = X.toarray()
+    for k in range(3):
+        for j in range(12):
+            sc = mannwhitneyu(D[labels == k, j], D[labels != k, j], alternative="greater",
+                              method="asymptotic")
+            assert res["pvalue"][k, j] == pytest.approx(sc.pvalue, rel=1e-9, abs=1e-12)
+    A, B = rng.random((15, 6)), sp.csr_matrix(rng.poisson(0.3, (40, 6)).astype(float))
+    two = de.ranksum_two_samples(A, B)
+    for j in range(6):
+        sc = mannwhitneyu(A[:, j], B[:, j].toarray().ravel(), alternative="greater", method="asymptotic")
+        assert two["pvalue"][j] == pytest.approx(sc.pvalue, rel=1e-9, abs=1e-12)
+
+
+def test_bh_matches_scipy_and_keeps_nan():
+    rng = np.random.default_rng(2)
+    p = rng.random(200) ** 3
+    np.testing.assert_allclose(de.bh_fdr(p), false_discovery_control(p), rtol=1e-12)
+    q = p.copy()
+    q[[3, 50]] = np.nan
+    out = de.bh_fdr(q)
+    assert np.isnan(out[[3, 50]]).all()
+    ok = np.isfinite(q)
+    np.testing.assert_allclose(out[ok], false_discovery_control(q[ok]), rtol=1e-12)
+
+
+def test_celltype_de_finds_planted_markers_and_flags():
+    rng = np.random.default_rng(3)
+    n, m = 150, 40
+    cts = np.array(["A"] * 50 + ["B"] * 50 + ["C"] * 50)
+    X = rng.poisson(0.5, (n, m)).astype(float)
+    X[cts == "A", 0] += 5
+    X[cts == "B", 1] += 5
+    feats = [f"g{j}" for j in range(m)]
+    tab = de.celltype_de(sp.csr_matrix(X), cts, feats)
+    assert list(tab.columns) == ["A", "B", "C"]
+    assert tab.loc["g0", "A"] < 1e-6 and tab.loc["g1", "B"] < 1e-6
+    assert tab.loc["g0", "B"] > 0.5
+    flags_all = de.de_flags(tab, ["A", "B", "C"], 0.01)
+    assert flags_all[0] and flags_all[1] and flags_all[2:].sum() <= 2
+    flags_a = de.de_flags(tab, ["A"], 0.01)
+    assert flags_a[0] and not flags_a[1]
+
+
+def test_test_vs_rest_de_columns():
+    rng = np.random.default_rng(4)
+    truth_test = rng.poisson(1, (30, 5)).astype(float)
+    truth_test[:, 0] += 4
+    truth_rest = sp.csr_matrix(rng.poisson(1, (80, 5)).astype(float))
+    pred_test = rng.random((30, 5)) + 0.1
+    pred_test[:, 0] += 5
+    pred_rest = rng.random((80, 5))
+    out = de.test_vs_rest_de(pred_test, truth_test, truth_rest, pred_rest, list("abcde"), 0.01)
+    assert list(out.columns) == ["gene", "pred_pvalue", "pred_fdr", "true_pvalue", "true_fdr", "true_de"]
+    assert out.true_de[0] and out.pred_pvalue[0] < 1e-6

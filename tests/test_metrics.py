@@ -1,0 +1,174 @@
+"""Metrics agree with scikit-learn / scipy / brute force, incl. ties and degenerate features."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.spatial.distance import cdist
+from scipy.stats import pearsonr
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from workflow_lib import metrics as M
+from workflow_lib.normalize import log_normalize, pooled_size_factors, ring_order
+
+
+def _labels_scores(rng, n=60, m=40):
+    y = (rng.random((n, m)) < rng.uniform(0.05, 0.6, m)[None, :]).astype(np.float32)
+    s = rng.random((n, m)).astype(np.float32)
+    s[:, ::3] = np.round(s[:, ::3] * 4) / 4          # heavy ties
+    s[:, 1::5] = np.round(s[:, 1::5] + 0.5 * y[:, 1::5], 1)  # ties + informative
+    s[:, 2] = 0.5                                    # all tied
+    y[:, 4] = 0                                      # no positive
+    y[:, 5] = 1                                      # no negative
+    y[:, 6] = 0
+    y[7, 6] = 1                                      # a single positive
+    return y, s
+
+
+def test_auroc_ap_match_sklearn_with_ties_and_degenerate_columns():
+    rng = np.random.default_rng(0)
+    y, s = _labels_scores(rng)
+    for truth in (y, sp.csr_matrix(y)):
+        for mem in (M.DEFAULT_MEM_BYTES, 60 * 8 * 14 * 3):   # one chunk / chunks of 3 columns
+            res = M.auroc_ap_columns(truth, s, mem_bytes=mem)
+            for j in range(y.shape[1]):
+                yj, sj = y[:, j], s[:, j]
+                if 0 < yj.sum() < len(yj):
+                    assert res.auroc[j] == pytest.approx(roc_auc_score(yj, sj), abs=1e-9)
+                else:
+                    assert np.isnan(res.auroc[j])
+                if yj.sum() > 0:
+                    ap = average_precision_score(yj, sj)
+                    assert res.aupr[j] == pytest.approx(ap, abs=1e-9)
+                    pp = yj.astype(np.float64).mean()
+                    if pp < 1:
+                        assert res.auprnorm[j] == pytest.approx((ap - pp) / (1 - pp), abs=1e-9)
+                    else:
+                        assert np.isnan(res.auprnorm[j])
+                else:
+                    assert np.isnan(res.aupr[j]) and np.isnan(res.auprnorm[j])
+                assert res.n_pos[j] == yj.sum()
+    assert res.auroc[2] == pytest.approx(0.5)
+
+
+def test_auroc_binarises_count_truth():
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(0.5, (50, 8)).astype(float)
+    s = rng.random((50, 8))
+    res = M.auroc_ap_columns(sp.csr_matrix(counts), s)
+    for j in range(8):
+        assert res.auroc[j] == pytest.approx(roc_auc_score(counts[:, j] > 0, s[:, j]), abs=1e-9)
+
+
+def test_pearson_matches_scipy_and_nan_for_constant():
+    rng = np.random.default_rng(2)
+    t = rng.poisson(1.0, (80, 30)).astype(float)
+    p = t * 0.3 + rng.random((80, 30))
+    t[:, 3] = 0            # all-zero truth
+    p[:, 4] = 7.25         # constant prediction
+    t[:, 5] = 2.0          # constant non-zero truth
+    p[:, 6] = np.round(p[:, 6])  # ties are fine
+    for truth in (t, sp.csr_matrix(t)):
+        r = M.pearson_columns(p.astype(np.float32), truth, mem_bytes=80 * 8 * 6 * 7)
+        for j in range(30):
+            if j in (3, 4, 5):
+                assert np.isnan(r[j])
+            else:
+                exp = pearsonr(p[:, j].astype(np.float32).astype(float), t[:, j]).statistic
+                assert r[j] == pytest.approx(exp, abs=1e-9)
+
+
+def _foscttm_brute(q, r):
+    n = q.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        d = np.sqrt(((r - q[i]) ** 2).sum(1))
+        out[i] = sum(d[j] < d[i] for j in range(n) if j != i) / (n - 1)
+    return out
+
+
+def test_foscttm_matches_brute_force_dense_sparse_and_ties():
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=(45, 5))
+    r = q + rng.normal(scale=0.7, size=q.shape)
+    exp = _foscttm_brute(q, r)
+    np.testing.assert_allclose(M.foscttm(q, r, mem_bytes=45 * 8 * 8 * 7), exp, atol=1e-12)
+    # integer profiles with exact distance ties, high-dim + sparse path
+    qi = rng.integers(0, 2, (30, 400)).astype(float)
+    ri = qi.copy()
+    ri[rng.random(ri.shape) < 0.2] = 0
+    ri[5] = ri[6]                      # duplicated reference -> tie with the true match
+    exp = _foscttm_brute(qi, ri)
+    np.testing.assert_allclose(M.foscttm(qi, sp.csr_matrix(ri)), exp, atol=1e-12)
+    np.testing.assert_allclose(M.foscttm(qi.astype(np.float32), ri, mem_bytes=4000 * 30), exp,
+                               atol=1e-12)
+    # perfect matching -> 0; one cell -> NaN
+    assert np.all(M.foscttm(q, q) == 0)
+    assert np.isnan(M.foscttm(q[:1], q[:1])).all()
+
+
+def test_marker_genes_and_auroc():
+    cts = np.array(["Ex-L2/3-Rasgrf2"] * 6 + ["Ast"] * 4 + ["In-Sst"] * 5)
+    genes = ["Rasgrf2", "Sst", "Gja1"]
+    mk = M.marker_genes_from_labels(cts, genes)
+    assert mk == {"Ex-L2/3-Rasgrf2": ["Rasgrf2"], "In-Sst": ["Sst"]}
+    assert M.marker_genes_from_labels(cts, genes, {"Ast": ["Gja1", "Nope"]}) == {"Ast": ["Gja1"]}
+    rng = np.random.default_rng(4)
+    pred = rng.random((15, 3))
+    truth = sp.csr_matrix(rng.poisson(1, (15, 3)).astype(float))
+    res = M.marker_auroc(pred, truth, cts, genes, mk)
+    assert list(res.n_pos) == [6, 5]
+    assert res.auroc_pred[0] == pytest.approx(roc_auc_score(cts == "Ex-L2/3-Rasgrf2", pred[:, 0]))
+    assert res.auroc_true[1] == pytest.approx(roc_auc_score(cts == "In-Sst", truth[:, 1].toarray().ravel()))
+    # a type absent from the evaluated cells -> NaN
+    res2 = M.marker_auroc(pred[6:], truth[6:], cts[6:], genes, mk)
+    assert np.isnan(res2.auroc_pred[0]) and res2.n_pos[0] == 0
+
+
+def test_nan_summary_excludes_nan():
+    s = M.nan_summary([1.0, np.nan, 3.0])
+    assert s["mean"] == 2.0 and s["n"] == 2 and s["n_nan"] == 1 and s["sd"] == pytest.approx(np.sqrt(2))
+
+
+# --------------------------------------------------------------------------------------------
+# deconvolution size factors
+# --------------------------------------------------------------------------------------------
+def test_ring_order_alternates():
+    lib = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert list(lib[ring_order(lib)]) == [1.0, 3.0, 5.0, 4.0, 2.0]
+
+
+def test_pooled_size_factors_exact_on_noiseless_data_with_composition_bias():
+    rng = np.random.default_rng(5)
+    n_per, g = 120, 200
+    lam_a = rng.gamma(2.0, 1.0, g)
+    lam_b = lam_a.copy()
+    lam_b[:30] *= 20.0                       # 15% strongly up-regulated genes in type B
+    theta = rng.lognormal(0, 0.5, 2 * n_per)
+    X = np.vstack([np.outer(theta[:n_per], lam_a), np.outer(theta[n_per:], lam_b)])
+    labels = np.array(["A"] * n_per + ["B"] * n_per)
+    sf, info = pooled_size_factors(sp.csr_matrix(X), labels, min_mean=0.0)
+    np.testing.assert_allclose(sf, theta / theta.mean(), rtol=1e-6)
+    assert info["library_fallback_clusters"] == []
+    lib = X.sum(1) / X.sum(1).mean()
+    # library-size factors are biased by composition; deconvolution is not
+    assert np.abs(lib / (theta / theta.mean()) - 1).max() > 0.3
+
+
+def test_pooled_size_factors_noisy_counts_and_small_cluster_fallback():
+    rng = np.random.default_rng(6)
+    g = 300
+    lam = rng.gamma(1.0, 2.0, g)
+    theta = rng.lognormal(0, 0.4, 400)
+    X = rng.poisson(np.outer(theta, lam)).astype(float)
+    labels = np.array(["big"] * 390 + ["tiny"] * 10)
+    sf, info = pooled_size_factors(sp.csr_matrix(X), labels)
+    assert info["library_fallback_clusters"] == ["tiny"]
+    assert np.corrcoef(sf, theta)[0, 1] > 0.97
+    assert sf.mean() == pytest.approx(1.0)
+    # zero-count cell -> NaN factor, zero normalised row
+    X[0] = 0
+    sf, _ = pooled_size_factors(sp.csr_matrix(X), labels)
+    assert np.isnan(sf[0]) and np.isfinite(sf[1:]).all()
+    L = log_normalize(sp.csr_matrix(X), sf)
+    assert L[0].nnz == 0
+    np.testing.assert_allclose(L[1].toarray().ravel(), np.log1p(X[1] / sf[1]))
