@@ -1,0 +1,6 @@
+"""Rule select_polarbear: grid point with the lowest validation translation loss."""
+from workflow_lib.fileutils import get_logger
+from workflow_lib.polarbear import select_polarbear
+
+sm = snakemake  # noqa: F821
+select_polarbear(dict(zip(sm.params.points, sm.input.scores)), sm.output[0], logger=get_logger(sm.log[0]))

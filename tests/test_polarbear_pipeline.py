@@ -1,0 +1,144 @@
+"""Polarbear stage functions on a tiny synthetic processed data set (AnnData per the data contract)."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from workflow_lib import polarbear as pb
+
+torch.set_num_threads(1)
+
+FIT = {"batch_size": 32, "learning_rate": 0.01, "max_epochs": 4, "patience": 3, "kl_warmup_epochs": 2,
+       "dropout": 0.1}
+TFIT = {"batch_size": 32, "learning_rate": 0.01, "max_epochs": 4, "patience": 3}
+
+
+def make_processed(d, n_co=90, n_single=120, n_genes=40, n_peaks=72, seed=0):
+    rng = np.random.default_rng(seed)
+    chroms = ["chr1"] * 30 + ["chr2"] * 25 + ["chr10"] * 17
+    starts = np.r_[np.arange(30), np.arange(25), np.arange(17)] * 1000
+    atac_var = pd.DataFrame({"chrom": chroms, "start": starts, "end": starts + 500})
+    atac_var.index = [f"{c}:{s}-{e}" for c, s, e in zip(chroms, starts, starts + 500)]
+    rna_var = pd.DataFrame({"gene_name": [f"G{i}" for i in range(n_genes)], "chrom": "chr1"})
+    rna_var.index = rna_var["gene_name"].to_numpy()
+    gprof = rng.gamma(0.6, 2.0, (3, n_genes))
+    pprof = np.where(rng.random((3, n_peaks)) < 0.3, 0.5, 0.03)
+
+    def rna(types, batch, cats):
+        X = rng.poisson(gprof[types] * rng.uniform(0.5, 2, (types.size, 1)))
+        return ad.AnnData(sp.csr_matrix(X.astype(np.float32)),
+                          obs=pd.DataFrame({"batch": pd.Categorical([batch] * types.size, categories=cats),
+                                            "dataset": batch}, index=[f"{batch}{i}" for i in range(types.size)]),
+                          var=rna_var.copy())
+
+    def atac(types, batch, cats):
+        Y = rng.random((types.size, n_peaks)) < pprof[types] * rng.uniform(0.5, 1.5, (types.size, 1))
+        return ad.AnnData(sp.csr_matrix(Y.astype(np.float32)),
+                          obs=pd.DataFrame({"batch": pd.Categorical([batch] * types.size, categories=cats),
+                                            "dataset": batch}, index=[f"{batch}{i}" for i in range(types.size)]),
+                          var=atac_var.copy())
+
+    t = rng.integers(0, 3, n_co)
+    rc, ac = ["snare", "zeisel"], ["snare", "li", "fang"]
+    co_r, co_a = rna(t, "snare", rc), atac(t, "snare", ac)
+    co_a.obs_names = co_r.obs_names
+    split = np.array(["train", "val", "test"])[np.arange(n_co) % 3]
+    for a in (co_r, co_a):
+        a.obs["cell_type"] = pd.Categorical([f"T{k}" for k in t])
+        a.obs["split_random"] = split
+        a.obs["split_unseen"] = np.where(t == 0, "test", np.where(t == 1, "val", "train"))
+    s_r = rna(rng.integers(0, 3, n_single), "zeisel", rc)
+    s_a = atac(rng.integers(0, 3, n_single), "li", ac)
+    paths = {}
+    for name, a in (("coassay_rna", co_r), ("coassay_atac", co_a), ("single_rna", s_r), ("single_atac", s_a)):
+        paths[name] = d / f"{name}.h5ad"
+        a.write_h5ad(paths[name])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_processed(tmp_path_factory.mktemp("processed"))
+
+
+def test_parse_point():
+    assert pb.parse_point("latent10_beta0.5") == {"latent": 10, "beta": 0.5}
+    with pytest.raises(ValueError):
+        pb.parse_point("latent_beta")
+
+
+@pytest.mark.parametrize("method", ["polarbear", "polarbear_coassay"])
+def test_pipeline_writes_contract_predictions(data, tmp_path, method):
+    scenario = "random"
+    mdir = tmp_path / "models"
+    points = ["latent3_beta0.5", "latent4_beta1"]
+    scores = {}
+    for point in points:
+        g = mdir / "grid" / point
+        for mod in ("rna", "atac"):
+            res = pb.pretrain_vae(mod, data[f"coassay_{mod}"], data[f"single_{mod}"] if method == "polarbear" else None,
+                                  scenario, method, point, FIT, 0, g / f"vae_{mod}.pt")
+            assert res["epochs_run"] >= 1
+            cfg = json.loads((g / f"vae_{mod}.json").read_text())
+            assert cfg["latent"] == pb.parse_point(point)["latent"]
+            assert torch.load(g / f"vae_{mod}.pt", weights_only=True)  # plain state_dict
+            assert not (g / f"vae_{mod}.ckpt").exists()
+        pb.train_translators(g / "vae_rna.pt", g / "vae_atac.pt", data["coassay_rna"], data["coassay_atac"],
+                             scenario, TFIT, 0, g / "translator_rna_to_atac.pt", g / "translator_atac_to_rna.pt",
+                             g / "scores.json")
+        scores[point] = g / "scores.json"
+    if method == "polarbear":
+        # the polarbear VAE saw single-assay cells: batch one-hot has all categories
+        assert json.loads((mdir / "grid" / points[0] / "vae_atac.json").read_text())["n_batches"] == 3
+    sel = pb.select_polarbear(scores, mdir / "selected.json")
+    totals = {p: v["total"] for p, v in sel["all"].items()}
+    assert sel["point"] == min(totals, key=totals.get)
+    assert set(sel["val_scores"]) >= {"rna_to_atac", "atac_to_rna", "total"}
+    out = [tmp_path / "pred" / f for f in ("atac_to_rna.h5ad", "rna_to_atac.h5ad", "latent.h5ad")]
+    pb.predict_polarbear(mdir / "selected.json", mdir, data["coassay_rna"], data["coassay_atac"], scenario,
+                         method, [0.1, 1, 10], *out)
+    co = ad.read_h5ad(data["coassay_rna"])
+    coa = ad.read_h5ad(data["coassay_atac"])
+    test_names = co.obs_names[co.obs["split_random"] == "test"]
+    a2r, r2a, lat = (ad.read_h5ad(p) for p in out)
+    for a in (a2r, r2a, lat):
+        assert list(a.obs_names) == list(test_names)
+        assert a.uns["method"] == method and a.uns["point"] == sel["point"]
+    assert isinstance(a2r.X, np.ndarray) and a2r.X.dtype == np.float32
+    assert list(a2r.var_names) == list(co.var_names)
+    np.testing.assert_allclose(a2r.X.sum(1), 1.0, rtol=1e-4)
+    assert (a2r.X >= 0).all()
+    assert list(r2a.var_names) == list(coa.var_names) and r2a.X.dtype == np.float32
+    norm = r2a.layers["norm"]
+    assert ((r2a.X >= 0) & (r2a.X <= 1)).all() and ((norm >= 0) & (norm <= 1)).all()
+    # depth rescaling is monotone in the predicted depth factor: X >= norm iff factor >= 1
+    d = r2a.obs["predicted_atac_depth_factor"].to_numpy()
+    assert np.all((r2a.X >= norm - 1e-6) == (d >= 1)[:, None]) or np.allclose(d, 1)
+    assert lat.X.shape == (len(test_names), 0)
+    lat_dim = sel["params"]["latent"]
+    for k in ("rna_query", "atac_reference", "atac_query", "rna_reference"):
+        assert lat.obsm[k].shape == (len(test_names), lat_dim)
+
+
+@pytest.mark.e2e
+@pytest.mark.xfail(strict=False, reason="demo ATAC VAEs collapse (weak simulated per-peak signal): both variants "
+                   "translate at chance level, so the margin is noise (see issue 3 report)")
+def test_semi_supervised_beats_coassay_on_demo(demo_workdir):
+    """Polarbear (single-assay + co-assay VAEs) matches cells better than Polarbear co-assay on the demo.
+
+    Metric: mean latent FOSCTTM over the random-split test cells, averaged over both query directions
+    (evaluate stage's cells.tsv). Lower is better.
+    """
+    import pandas as pd
+
+    scores = {}
+    for m in ("polarbear", "polarbear_coassay"):
+        cells = pd.read_csv(demo_workdir / "results" / "eval" / "full" / "random" / m / "cells.tsv", sep="\t")
+        scores[m] = float(cells[["foscttm_latent_rna_query", "foscttm_latent_atac_query"]].mean().mean())
+    print("demo latent FOSCTTM:", scores)
+    assert scores["polarbear"] < scores["polarbear_coassay"]

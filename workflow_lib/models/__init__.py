@@ -1,0 +1,1 @@
+"""Model building blocks: likelihoods, per-chromosome linear layers, the Polarbear VAEs and translators."""
