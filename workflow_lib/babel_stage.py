@@ -1,0 +1,295 @@
+"""Stage functions of the BABEL baseline and the simple baselines (called by scripts/babel_*.py,
+scripts/baseline_*.py).
+
+BABEL is trained on the co-assay TRAIN cells of a scenario, with the VAL cells for early stopping
+(full variant). One model per grid point (latent dimension x ATAC loss weight). Selection on the
+validation cells, per task:
+
+* ``atac_to_rna``: lowest val RNA NB NLL of the ATAC->RNA path;
+* ``rna_to_atac``: lowest val ATAC BCE of the RNA->ATAC path;
+* ``latent``: lowest val FOSCTTM between the RNA and ATAC codes of the same cells (mean of both
+  directions) -- the alignment task the latent file is evaluated on;
+* ``point`` in selected.json (the overall pick) = lowest joint validation loss. Since the joint loss
+  includes ``weight``, it is only comparable across points of equal weight; it is recorded for
+  completeness and the three per-task picks are what the predictions use.
+
+Files of a grid point (``models/{v}/{s}/babel/grid/<point>/``): ``model.pt`` (a plain state_dict,
+loadable with ``torch.load(..., weights_only=True)``), ``config.json`` (constructor kwargs,
+hyper-parameters, fit summary, validation scores). A resumable checkpoint ``checkpoint.pt`` lives
+there while training and is removed on success.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import SparseCellLoader, row_nnz
+from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_json
+from .models.babel import BabelModel
+from .models.chromsplit import chrom_block_sizes
+from .predictions import build_prediction_adatas, load_coassay, prediction_paths, write_predictions
+from .train import FitConfig, fit, get_device, set_seed
+
+TASKS = ("atac_to_rna", "rna_to_atac", "latent")
+TASK_SCORE = {"atac_to_rna": "atac_rna_nll", "rna_to_atac": "rna_atac_bce", "latent": "foscttm"}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+class PairedLoader:
+    """Minibatches of paired co-assay cells: RNA counts ``x`` and binary ATAC ``y`` (same rows).
+
+    Wraps a :class:`SparseCellLoader` over the RNA matrix; the ATAC rows of each batch are
+    densified from CSR by the batch's row ids (never the whole matrix).
+    """
+
+    def __init__(self, X_rna, Y_atac, rows, batch_size, shuffle, seed, device="cpu"):
+        self.inner = SparseCellLoader(X_rna, rows, batch_size, shuffle, seed, device=device)
+        self.Y = Y_atac.tocsr()
+        self.device = torch.device(device)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __iter__(self):
+        for batch in self.inner:
+            idx = batch["idx"].cpu().numpy()
+            y = self.Y[idx].toarray()
+            batch["y"] = torch.from_numpy((y > 0).astype(np.float32)).to(self.device)
+            yield batch
+
+
+def foscttm(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean FOSCTTM of matched rows of ``a`` and ``b`` (Euclidean), averaged over both directions."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    d = _sqdist(a, b)
+    true = np.diag(d)
+    n = len(a)
+    if n < 2:
+        return float("nan")
+    f_ab = ((d < true[:, None]).sum(1)) / (n - 1)
+    f_ba = ((d < true[None, :]).sum(0)) / (n - 1)
+    return float((f_ab.mean() + f_ba.mean()) / 2)
+
+
+def _sqdist(a, b):
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0.0)
+
+
+@torch.no_grad()
+def _run(model: BabelModel, X_rna, Y_atac, rows, batch_size, device, fn) -> list:
+    model.eval()
+    loader = PairedLoader(X_rna, Y_atac, rows, batch_size, shuffle=False, seed=0, device=device)
+    return [fn(b["x"], b["y"]) for b in loader]
+
+
+@torch.no_grad()
+def validation_scores(model: BabelModel, X_rna, Y_atac, rows, batch_size=256, device="cpu") -> dict:
+    """Per-path mean losses and FOSCTTM of the codes on ``rows`` (the val cells)."""
+    parts = _run(model, X_rna, Y_atac, rows, batch_size, device,
+                 lambda x, y: {k: v.sum().item() for k, v in model.path_losses(x, y).items()}
+                 | {"z_r": model.encode_rna(x).cpu().numpy(), "z_a": model.encode_atac(y).cpu().numpy()})
+    n = len(rows)
+    sums = {k: sum(p[k] for p in parts) / n for k in ("rna_rna", "atac_rna", "atac_atac", "rna_atac")}
+    z_r = np.concatenate([p["z_r"] for p in parts])
+    z_a = np.concatenate([p["z_a"] for p in parts])
+    return {
+        "rna_rna_nll": sums["rna_rna"], "atac_rna_nll": sums["atac_rna"],
+        "atac_atac_bce": sums["atac_atac"], "rna_atac_bce": sums["rna_atac"],
+        "foscttm": foscttm(z_r, z_a), "n_cells": n,
+    }
+
+
+def build_model(rna_var, atac_var, n_latent: int, size_scale: float) -> tuple[BabelModel, dict]:
+    kwargs = {"n_genes": int(len(rna_var)), "atac_chrom_sizes": chrom_block_sizes(atac_var["chrom"].astype(str)),
+              "n_latent": int(n_latent), "size_scale": float(size_scale)}
+    return BabelModel(**kwargs), kwargs
+
+
+def load_babel(point_dir, device="cpu") -> tuple[BabelModel, dict]:
+    """Rebuild a trained grid point from ``config.json`` + ``model.pt`` (weights_only load)."""
+    point_dir = Path(point_dir)
+    cfg_path = point_dir / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputFormatError(cfg_path, f"invalid JSON ({e.msg})", line=e.lineno) from e
+    model = BabelModel(**cfg["kwargs"])
+    state = torch.load(point_dir / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval(), cfg
+
+
+# --------------------------------------------------------------------------------------------
+# stage: train one grid point
+
+
+def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: int, weight: float,
+                      fit_params: dict, model_path, config_path, seed: int = 0, threads: int = 1,
+                      log_path=None, logger: logging.Logger | None = None) -> dict:
+    """Train BABEL at one grid point on the scenario's train cells (val cells: early stopping).
+
+    Writes ``model_path`` (state_dict) and ``config_path`` (JSON: kwargs, params, fit summary,
+    val_scores). Returns the config dict.
+    """
+    log = logger or get_logger(log_path)
+    torch.set_num_threads(max(1, int(threads)))
+    device = get_device()
+    with timed(log, f"load co-assay data ({scenario})"):
+        data = load_coassay(rna_path, atac_path, scenario)
+    if data.val.size == 0:
+        raise InputFormatError(rna_path, f"no 'val' cells in split_{scenario}: BABEL needs them for early stopping")
+    X, Y = data.rna_X, data.atac_X
+    log.info("BABEL %s: latent %d, weight %g; train %d / val %d cells; %d genes, %d peaks; device %s",
+             point, n_latent, weight, len(data.train), len(data.val), X.shape[1], Y.shape[1], device)
+    lib_train = np.asarray(X[data.train].sum(axis=1)).ravel()
+    size_scale = float(np.median(np.maximum(lib_train, 1.0)))
+    mean_atac_depth = float(row_nnz(Y[data.train]).mean())
+    set_seed(seed)
+    model, kwargs = build_model(data.rna.var, data.atac.var, n_latent, size_scale)
+    model.to(device)
+    cfg = FitConfig.from_params(fit_params, seed=seed)
+    train_loader = PairedLoader(X, Y, data.train, cfg.batch_size, shuffle=True, seed=seed, device=device)
+    val_loader = PairedLoader(X, Y, data.val, max(cfg.batch_size, 256), shuffle=False, seed=seed, device=device)
+    w = float(weight)
+
+    def loss_fn(m, batch, epoch):
+        return m.loss(batch["x"], batch["y"], w)
+
+    ckpt = Path(model_path).with_name("checkpoint.pt")
+    fingerprint = {"kwargs": kwargs, "weight": w, "n_train": int(len(data.train)), "n_val": int(len(data.val)),
+                   "scenario": scenario}
+    with timed(log, "fit"):
+        res = fit(model, loss_fn, train_loader, val_loader, cfg, ckpt, log, fingerprint=fingerprint)
+    with timed(log, "validation scores"):
+        scores = validation_scores(model, X, Y, data.val, device=device)
+    scores["joint_loss"] = float(res["best_val_loss"])
+    log.info("val scores: %s", scores)
+    out = {
+        "method": "babel", "point": point, "class": "workflow_lib.models.babel.BabelModel", "kwargs": kwargs,
+        "params": {"latent": int(n_latent), "weight": w}, "fit_params": dict(fit_params), "seed": int(seed),
+        "scenario": scenario, "mean_atac_depth_train": mean_atac_depth,
+        "fit": {"best_epoch": res["best_epoch"], "best_val_loss": res["best_val_loss"],
+                "epochs_run": res["epochs_run"], "history": res["history"]},
+        "val_scores": scores,
+    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(model_path) as tmp:
+        torch.save(state, tmp)
+    write_json(out, config_path)
+    ckpt.unlink(missing_ok=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# stage: select
+
+
+def select_babel(config_paths, out_path, log_path=None, logger: logging.Logger | None = None) -> dict:
+    """Pick the best grid point per task from the points' config.json val_scores (module docstring)."""
+    log = logger or get_logger(log_path)
+    configs = {}
+    for p in config_paths:
+        try:
+            c = json.loads(Path(p).read_text())
+        except json.JSONDecodeError as e:
+            raise InputFormatError(p, f"invalid JSON ({e.msg})", line=e.lineno) from e
+        for key in ("point", "params", "val_scores"):
+            if key not in c:
+                raise InputFormatError(p, f"missing key {key!r}")
+        configs[c["point"]] = c
+    if not configs:
+        raise ValueError("no BABEL grid points to select from")
+
+    def best(score: str) -> str:
+        vals = {pt: c["val_scores"][score] for pt, c in configs.items()}
+        vals = {pt: (v if v is not None and np.isfinite(v) else np.inf) for pt, v in vals.items()}
+        return min(vals, key=lambda pt: vals[pt])  # ties: first in grid order
+
+    per_task = {}
+    for task, score in TASK_SCORE.items():
+        pt = best(score)
+        per_task[task] = {"point": pt, "params": configs[pt]["params"], "score": score,
+                          "value": configs[pt]["val_scores"][score]}
+        log.info("%s: %s (%s = %.4f)", task, pt, score, configs[pt]["val_scores"][score])
+    overall = best("joint_loss")
+    sel = {
+        "point": overall, "params": configs[overall]["params"], "val_scores": configs[overall]["val_scores"],
+        "all": {pt: c["val_scores"] for pt, c in configs.items()},
+        "per_task": per_task,
+        "criteria": {**{t: f"min val {s}" for t, s in TASK_SCORE.items()}, "point": "min val joint_loss"},
+    }
+    write_json(sel, out_path)
+    return sel
+
+
+# --------------------------------------------------------------------------------------------
+# stage: predict
+
+
+@torch.no_grad()
+def predict_babel_arrays(model: BabelModel, X_rna, Y_atac, rows, mean_atac_depth: float,
+                         batch_size: int = 256, device="cpu", tasks=TASKS) -> dict:
+    """Predictions of one model for ``rows``.
+
+    * atac_to_rna: decoded frequencies of the ATAC code (rows sum to 1).
+    * rna_to_atac: BABEL's decoded probabilities of the RNA code (X; BABEL learns depth only
+      implicitly); ``norm`` = the depth-normalised probabilities q solving
+      ``1 - (1 - q) ** d = p`` with the predicted depth factor ``d = sum(p) / mean train depth``
+      (the inverse of ``distributions.depth_scaled_prob``).
+    * latent: z_rna and z_atac.
+    """
+    def one(x, y):
+        out = {}
+        z_r, z_a = model.encode_rna(x), model.encode_atac(y)
+        if "atac_to_rna" in tasks:
+            out["a2r"] = model.rna_frequencies(z_a).cpu().numpy()
+        if "rna_to_atac" in tasks:
+            p = model.atac_probs(z_r).double().clamp(0.0, 1.0 - 1e-7)
+            d = (p.sum(dim=1, keepdim=True) / mean_atac_depth).clamp_min(1e-3)
+            q = -torch.expm1(torch.log1p(-p) / d)
+            out["r2a"] = p.float().cpu().numpy()
+            out["r2a_norm"] = q.clamp(0.0, 1.0).float().cpu().numpy()
+        out["z_r"] = z_r.cpu().numpy()
+        out["z_a"] = z_a.cpu().numpy()
+        return out
+
+    parts = _run(model, X_rna, Y_atac, rows, batch_size, device, one)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def predict_babel(rna_path, atac_path, scenario: str, selected_path, grid_dir, outputs, threads: int = 1,
+                  log_path=None, logger: logging.Logger | None = None) -> None:
+    """Write BABEL's TEST-cell predictions, each task from its selected grid point."""
+    log = logger or get_logger(log_path)
+    torch.set_num_threads(max(1, int(threads)))
+    device = get_device()
+    sel = json.loads(Path(selected_path).read_text())
+    data = load_coassay(rna_path, atac_path, scenario)
+    X, Y = data.rna_X, data.atac_X
+    results, points = {}, {}
+    for task in TASKS:
+        pt = sel["per_task"][task]["point"]
+        points[task] = pt
+        with timed(log, f"{task} from grid point {pt}"):
+            model, cfg = load_babel(Path(grid_dir) / pt, device)
+            results[task] = predict_babel_arrays(model, X, Y, data.test, cfg["mean_atac_depth_train"],
+                                                 device=device, tasks=(task,))
+    r = results
+    latent = {"rna_query": r["latent"]["z_r"], "rna_reference": r["latent"]["z_r"],
+              "atac_query": r["latent"]["z_a"], "atac_reference": r["latent"]["z_a"]}
+    adatas = build_prediction_adatas(data, data.test, r["atac_to_rna"]["a2r"], r["rna_to_atac"]["r2a"],
+                                     r["rna_to_atac"]["r2a_norm"], latent, "babel", points=points)
+    with timed(log, "write predictions"):
+        write_predictions(adatas, prediction_paths(outputs))
