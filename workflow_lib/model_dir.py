@@ -1,0 +1,568 @@
+"""Self-contained, portable Polarbear model directories (export, load, feature matching).
+
+A model directory holds everything needed to translate or align new cells, and nothing that
+needs pickle to read::
+
+    <dir>/model.json          model card: format version, architecture (class + constructor
+                              arguments of every module), feature names, batch categories,
+                              hyper-parameters, training-data summary, validation scores
+    <dir>/features_rna.txt    gene symbols, one a line, in model order (also in model.json)
+    <dir>/features_atac.txt   peaks ``chrom:start-end`` (mm10, 0-based start), model order
+    <dir>/<module>.pt         one state_dict per module (plain ``dict[str, Tensor]``)
+    <dir>/depth_regressor.pt  ridge regression RNA -> ATAC depth factor, as tensors
+
+Every ``.pt`` file is a flat dict of tensors, so ``torch.load(path, weights_only=True)`` reads
+it. Modules are rebuilt by importing the class named in ``model.json`` (only classes inside
+the ``workflow_lib`` package are accepted) and calling it with the stored keyword arguments;
+the model code itself is never duplicated here.
+
+Feature matching (:func:`match_features`) maps a user's AnnData onto the model's features by
+name: extra features are dropped, duplicate names are summed, missing features are filled with
+zeros (and listed), and inputs missing more than ``max_missing_frac`` of the model's features are
+refused with an :class:`~workflow_lib.fileutils.InputFormatError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .fileutils import InputFormatError, write_json
+
+FORMAT_NAME = "polarbear-model-dir"
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+DEFAULT_MAX_MISSING_FRAC = 0.5
+_ALLOWED_PACKAGE = "workflow_lib."
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def tensor_state(obj) -> dict[str, torch.Tensor]:
+    """A CPU copy of a module's state_dict (or of a mapping of arrays) with tensors only."""
+    import torch
+
+    state = obj.state_dict() if isinstance(obj, torch.nn.Module) else dict(obj)
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray) or np.isscalar(v):
+            v = torch.as_tensor(np.asarray(v))
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"state entry {k!r} is a {type(v).__name__}, not a tensor")
+        out[str(k)] = v.detach().to("cpu").clone()
+    return out
+
+
+def save_weights(obj, path) -> str:
+    """Save a tensors-only state dict to ``path``; return its sha256."""
+    import torch
+
+    path = Path(path)
+    torch.save(tensor_state(obj), path)
+    return _sha256(path)
+
+
+def load_weights(path) -> dict[str, torch.Tensor]:
+    """Load a weights file without unpickling arbitrary objects (``weights_only=True``)."""
+    import torch
+
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # corrupted file or a pickle with non-tensor objects
+        raise InputFormatError(path, f"not a tensors-only weights file ({e})") from e
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def class_path(obj_or_cls) -> str:
+    cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def import_class(path: str):
+    """Import ``package.module.Class``; only classes of this package are allowed."""
+    if not path.startswith(_ALLOWED_PACKAGE):
+        raise ValueError(f"refusing to import {path!r}: model classes must live in workflow_lib")
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@dataclass
+class ModuleEntry:
+    """One network of a model: its class, constructor keyword arguments and weights."""
+
+    module: torch.nn.Module
+    kwargs: dict[str, Any]
+    cls: str | None = None  # defaults to the module's own class
+
+    def spec(self) -> dict[str, Any]:
+        return {"class": self.cls or class_path(self.module), "kwargs": _jsonable(self.kwargs)}
+
+
+def _jsonable(obj):
+    """Round-trip through JSON (numpy scalars/arrays -> python) so model.json stays plain."""
+    from .fileutils import _json_default
+
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+@contextlib.contextmanager
+def _atomic_dir(path: Path):
+    """Build a directory under a temporary name; swap it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old.{os.getpid()}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_model_dir(
+    out_dir,
+    *,
+    modules: Mapping[str, ModuleEntry],
+    rna_features: Sequence[str],
+    atac_features: Sequence[str],
+    batch_categories: Mapping[str, Sequence[str]],
+    tensors: Mapping[str, Mapping[str, Any]] | None = None,
+    card: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a model directory atomically (built under a temporary name, then renamed).
+
+    ``modules``: name -> :class:`ModuleEntry` (saved as ``<name>.pt``); ``tensors``: extra
+    tensor dicts such as the depth regressor (saved as ``<name>.pt``); ``card``: free-form
+    model-card fields (hyper-parameters, training data, validation scores, ...).
+    """
+    import torch
+
+    from . import __version__
+
+    out_dir = Path(out_dir)
+    with _atomic_dir(out_dir) as tmp:
+        files = {}
+        specs = {}
+        for name, entry in modules.items():
+            fname = f"{name}.pt"
+            files[fname] = save_weights(entry.module, tmp / fname)
+            specs[name] = {**entry.spec(), "weights": fname}
+        extra = {}
+        for name, tdict in (tensors or {}).items():
+            fname = f"{name}.pt"
+            files[fname] = save_weights(tdict, tmp / fname)
+            extra[name] = fname
+        (tmp / "features_rna.txt").write_text("".join(f"{f}\n" for f in rna_features))
+        (tmp / "features_atac.txt").write_text("".join(f"{f}\n" for f in atac_features))
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "torch_version": torch.__version__,
+            "modules": specs,
+            "tensors": extra,
+            "files_sha256": files,
+            "features": {
+                "rna": {"n": len(rna_features), "kind": "gene symbol", "names": list(map(str, rna_features))},
+                "atac": {
+                    "n": len(atac_features),
+                    "kind": "peak chrom:start-end (mm10, 0-based start, end exclusive)",
+                    "names": list(map(str, atac_features)),
+                },
+            },
+            "batch_categories": {k: list(map(str, v)) for k, v in batch_categories.items()},
+            **_jsonable(dict(card or {})),
+        }
+        write_json(meta, tmp / MODEL_JSON)
+    return out_dir
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_card(model_dir) -> dict[str, Any]:
+    """The parsed ``model.json`` of a model directory (validated for format and version)."""
+    path = Path(model_dir) / MODEL_JSON
+    if not path.is_file():
+        raise InputFormatError(model_dir, f"not a Polarbear model directory (no {MODEL_JSON})")
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputFormatError(path, f"invalid JSON ({e.msg})", line=e.lineno) from e
+    if card.get("format") != FORMAT_NAME:
+        raise InputFormatError(path, f"format is {card.get('format')!r}, expected {FORMAT_NAME!r}")
+    if int(card.get("format_version", -1)) > FORMAT_VERSION:
+        raise InputFormatError(
+            path, f"format_version {card['format_version']} is newer than this package reads ({FORMAT_VERSION})"
+        )
+    return card
+
+
+@dataclass
+class ModelDir:
+    """A loaded model directory: the card, feature names and the rebuilt modules (eval mode)."""
+
+    path: Path
+    card: dict[str, Any]
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+    tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def rna_features(self) -> list[str]:
+        return self.card["features"]["rna"]["names"]
+
+    @property
+    def atac_features(self) -> list[str]:
+        return self.card["features"]["atac"]["names"]
+
+    def features(self, modality: str) -> list[str]:
+        return self.rna_features if modality == "rna" else self.atac_features
+
+    def batch_categories(self, modality: str) -> list[str]:
+        return list(self.card["batch_categories"][modality])
+
+
+def load_model_dir(model_dir, device: torch.device | str = "cpu", verify: bool = True) -> ModelDir:
+    """Load a model directory: rebuild each module from its class + kwargs, load its weights."""
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    hashes = card.get("files_sha256", {})
+    if verify:
+        for fname, digest in hashes.items():
+            f = model_dir / fname
+            if not f.is_file():
+                raise InputFormatError(f, "weights file listed in model.json is missing")
+            if _sha256(f) != digest:
+                raise InputFormatError(f, "checksum does not match model.json (file changed or truncated)")
+    modules = {}
+    for name, spec in card.get("modules", {}).items():
+        cls = import_class(spec["class"])
+        module = cls(**spec["kwargs"])
+        state = load_weights(model_dir / spec["weights"])
+        module.load_state_dict(state)
+        modules[name] = module.to(device).eval()
+    tensors = {name: load_weights(model_dir / fname) for name, fname in card.get("tensors", {}).items()}
+    return ModelDir(path=model_dir, card=card, modules=modules, tensors=tensors)
+
+
+# ----------------------------------------------------------------------------- features
+
+_PEAK_RE = re.compile(r"^(?P<chrom>[^:_\-\s]+)[:_\-](?P<start>\d+)[:_\-](?P<end>\d+)$")
+
+
+def normalise_peak_name(name: str) -> str:
+    """``chr1-100-200`` / ``chr1_100_200`` / ``chr1:100:200`` -> ``chr1:100-200``; else unchanged."""
+    m = _PEAK_RE.match(str(name).strip())
+    return f"{m['chrom']}:{int(m['start'])}-{int(m['end'])}" if m else str(name).strip()
+
+
+RNA_NAME_COLUMNS = ("gene_name", "gene_symbol", "gene_symbols", "feature_name", "symbol", "Gene")
+
+
+def input_feature_names(adata, modality: str, model_features: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Feature names of ``adata`` to match against the model, and where they came from.
+
+    RNA: ``var_names``, or a gene-symbol column of ``var`` (first of :data:`RNA_NAME_COLUMNS`)
+    when that matches more model genes (e.g. var_names are Ensembl ids). ATAC: ``var_names``
+    normalised to ``chrom:start-end``, or built from ``var`` columns chrom/start/end when present
+    and matching more peaks.
+    """
+    model_set = set(model_features)
+    candidates: list[tuple[str, np.ndarray]] = []
+    if modality == "rna":
+        candidates.append(("var_names", np.asarray(adata.var_names, dtype=str)))
+        for col in RNA_NAME_COLUMNS:
+            if col in adata.var.columns:
+                candidates.append((f"var['{col}']", adata.var[col].astype(str).to_numpy()))
+    else:
+        candidates.append(("var_names", np.array([normalise_peak_name(n) for n in adata.var_names], dtype=object).astype(str)))
+        if {"chrom", "start", "end"} <= set(adata.var.columns):
+            v = adata.var
+            built = (v["chrom"].astype(str) + ":" + v["start"].astype(np.int64).astype(str) + "-"
+                     + v["end"].astype(np.int64).astype(str)).to_numpy()
+            candidates.append(("var[chrom,start,end]", built.astype(str)))
+    best = max(candidates, key=lambda c: sum(n in model_set for n in c[1]))  # first wins ties
+    return best[1], best[0]
+
+
+@dataclass
+class FeatureMatch:
+    """Result of mapping an input's features onto the model's features."""
+
+    X: sp.csr_matrix             # cells x model features (missing ones are all-zero columns)
+    modality: str
+    source: str                  # where the input names came from (var_names or a var column)
+    n_model: int
+    n_input: int
+    n_matched: int               # model features found in the input
+    missing: list[str]           # model features absent from the input (filled with zeros)
+    n_extra: int                 # input features unknown to the model (dropped)
+    extra_examples: list[str]
+    n_duplicates: int            # input features whose name occurs more than once (summed)
+
+    @property
+    def missing_frac(self) -> float:
+        return len(self.missing) / max(self.n_model, 1)
+
+    def summary(self) -> str:
+        ex_missing = ", ".join(self.missing[:5]) + (" ..." if len(self.missing) > 5 else "")
+        ex_extra = ", ".join(self.extra_examples[:5]) + (" ..." if self.n_extra > 5 else "")
+        s = (f"{self.modality.upper()} features (names from {self.source}): {self.n_matched}/{self.n_model} "
+             f"model features found; {len(self.missing)} missing ({100 * self.missing_frac:.1f}%)")
+        if self.missing:
+            s += f" [{ex_missing}] -> filled with zeros"
+        s += f"; {self.n_extra} extra input features dropped"
+        if self.n_extra:
+            s += f" [{ex_extra}]"
+        if self.n_duplicates:
+            s += f"; {self.n_duplicates} duplicated input features summed"
+        return s
+
+    def uns(self) -> dict[str, Any]:
+        """Record of the fill rule for the output file's ``uns``."""
+        return {
+            "modality": self.modality,
+            "names_from": self.source,
+            "n_model_features": self.n_model,
+            "n_input_features": self.n_input,
+            "n_matched": self.n_matched,
+            "n_missing": len(self.missing),
+            "missing_features": np.asarray(self.missing, dtype=str),
+            "fill_rule": "missing features filled with 0; extra features dropped; duplicates summed",
+            "n_extra_dropped": self.n_extra,
+            "n_duplicates_summed": self.n_duplicates,
+        }
+
+
+def match_features(
+    adata,
+    modality: str,
+    model_features: Sequence[str],
+    max_missing_frac: float = DEFAULT_MAX_MISSING_FRAC,
+    path=None,
+) -> FeatureMatch:
+    """Map ``adata`` (cells x features, counts in X) onto the model's features by name.
+
+    Sparse throughout: builds a (n_input x n_model) 0/1 assignment matrix ``M`` and returns
+    ``X @ M``, so extra features disappear, duplicated names are summed and missing model
+    features are zero columns. Raises :class:`InputFormatError` if more than
+    ``max_missing_frac`` of the model's features are missing.
+    """
+    if modality not in ("rna", "atac"):
+        raise ValueError(f"modality must be 'rna' or 'atac', not {modality!r}")
+    where = path if path is not None else "<input AnnData>"
+    if adata.n_obs == 0:
+        raise InputFormatError(where, "contains no cells")
+    names, source = input_feature_names(adata, modality, model_features)
+    index = pd.Index(list(model_features))
+    pos = index.get_indexer(names)
+    hit = pos >= 0
+    counts = pd.Series(names[hit]).value_counts()
+    n_dup = int((counts[counts > 1]).sum())
+    matched_pos = np.unique(pos[hit])
+    missing_mask = np.ones(len(index), dtype=bool)
+    missing_mask[matched_pos] = False
+    missing = list(index[missing_mask])
+    fm = FeatureMatch(
+        X=None, modality=modality, source=source, n_model=len(index), n_input=len(names),
+        n_matched=len(matched_pos), missing=missing, n_extra=int((~hit).sum()),
+        extra_examples=list(names[~hit][:10]), n_duplicates=n_dup,
+    )
+    if fm.missing_frac > max_missing_frac:
+        raise InputFormatError(
+            where,
+            f"{fm.summary()}. More than {100 * max_missing_frac:g}% of the model's {modality.upper()} features "
+            f"are missing, refusing to predict (raise --max-missing-frac to override; are the features "
+            f"named like the model's, e.g. {', '.join(index[:3])}?)",
+        )
+    rows = np.flatnonzero(hit)
+    M = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, pos[hit])), shape=(len(names), len(index))
+    )
+    X = adata.X
+    X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else sp.csr_matrix(np.asarray(X, dtype=np.float32))
+    if X.nnz and (X.data < 0).any():
+        raise InputFormatError(where, "X has negative values; raw counts (or 0/1 accessibility) are expected")
+    out = (X @ M).tocsr()
+    if modality == "atac" and out.nnz:
+        out.data[:] = 1.0  # binarise, as in training (duplicates summed first)
+    out.eliminate_zeros()
+    fm.X = out.astype(np.float32)
+    return fm
+
+
+def looks_like_counts(X) -> bool:
+    """True if the stored values are non-negative integers (raw counts or 0/1)."""
+    data = X.data if sp.issparse(X) else np.asarray(X).ravel()
+    data = data[: 1_000_000]
+    return bool(data.size == 0 or (np.all(data >= 0) and np.allclose(data, np.round(data))))
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _vae_kwargs(vae) -> dict[str, Any]:
+    cfg = dict(vae.config())
+    cfg.pop("kind", None)
+    cfg.pop("fit", None)
+    return cfg
+
+
+def _coassay_batch(obs: pd.DataFrame) -> str:
+    """The (most common) batch label of the co-assay cells: default decoding batch."""
+    return str(obs["batch"].astype(str).value_counts().index[0])
+
+
+def _dataset_counts(path) -> dict[str, int]:
+    """Cells per data set of a processed h5ad (obs only; X is not read)."""
+    import anndata as ad
+
+    a = ad.read_h5ad(path, backed="r")
+    try:
+        col = "dataset" if "dataset" in a.obs else "batch"
+        return {str(k): int(v) for k, v in a.obs[col].astype(str).value_counts().sort_index().items()}
+    finally:
+        a.file.close()
+
+
+def depth_ridge_tensors(ridge_pipeline) -> dict[str, torch.Tensor]:
+    """A fitted StandardScaler + RidgeCV pipeline (polarbear.fit_depth_ridge) as plain tensors."""
+    import torch
+
+    scaler, ridge = ridge_pipeline[0], ridge_pipeline[-1]
+    return {
+        "mean": torch.as_tensor(np.asarray(scaler.mean_, dtype=np.float64)),
+        "scale": torch.as_tensor(np.asarray(scaler.scale_, dtype=np.float64)),
+        "coef": torch.as_tensor(np.asarray(ridge.coef_, dtype=np.float64).ravel()),
+        "intercept": torch.as_tensor(np.asarray(ridge.intercept_, dtype=np.float64).reshape(())),
+        "alpha": torch.as_tensor(np.asarray(ridge.alpha_, dtype=np.float64).reshape(())),
+    }
+
+
+def predict_log_depth(tensors: Mapping[str, torch.Tensor], features: np.ndarray) -> np.ndarray:
+    """Apply the stored ridge regressor: standardise, then linear (float64)."""
+    mean, scale = tensors["mean"].numpy(), tensors["scale"].numpy()
+    coef, intercept = tensors["coef"].numpy(), float(tensors["intercept"])
+    return ((np.asarray(features, dtype=np.float64) - mean) / scale) @ coef + intercept
+
+
+def export_polarbear(method_dir, coassay_rna, coassay_atac, scenario: str, out_dir, *,
+                     ridge_alphas: Sequence[float], method: str = "polarbear", variant: str | None = None,
+                     single_rna=None, single_atac=None, point: str | None = None, logger=None) -> Path:
+    """Export the selected (or given) grid point of a trained Polarbear method directory.
+
+    ``method_dir`` is ``{R}/models/{variant}/{scenario}/{method}`` (with ``selected.json`` and
+    ``grid/<point>/{vae_rna,vae_atac,translator_rna_to_atac,translator_atac_to_rna}.pt``). The
+    ATAC-depth ridge regressor is refitted exactly as :func:`workflow_lib.polarbear.predict_polarbear`
+    does (same features, same training cells, same alphas) and stored as tensors.
+    """
+    from . import polarbear as pb
+    from .data import batch_onehot
+    from .fileutils import timed
+    from .train import get_device
+
+    log = logger or __import__("logging").getLogger("polarbear")
+    method_dir = Path(method_dir)
+    sel_path = method_dir / "selected.json"
+    selected = json.loads(sel_path.read_text()) if sel_path.is_file() else None
+    if point is None:
+        if selected is None:
+            raise InputFormatError(sel_path, "missing: run model selection first or pass a grid point")
+        point = selected["point"]
+    gdir = method_dir / "grid" / point
+    device = get_device()
+    with timed(log, f"load co-assay data and grid point {point}"):
+        co_rna, co_atac = pb._read_coassay(coassay_rna, coassay_atac)
+        rna_vae, atac_vae = pb._load_pair(gdir / "vae_rna.pt", gdir / "vae_atac.pt", co_rna, co_atac, device)
+        t_xy = pb._load_translator(gdir / "translator_rna_to_atac.pt", device)
+        t_yx = pb._load_translator(gdir / "translator_atac_to_rna.pt", device)
+    split = pb._split(co_rna, scenario, coassay_rna).to_numpy()
+    train = np.flatnonzero(split == "train")
+    with timed(log, "fit ATAC depth ridge regressor"):
+        mu_x = pb.latent_means(rna_vae, co_rna.X, batch_onehot(co_rna.obs["batch"]), device=device)
+        feats = np.c_[np.log(rna_vae.size_covariate(co_rna.X).astype(np.float64)), mu_x]
+        log_d = np.log(atac_vae.size_covariate(co_atac.X).astype(np.float64))
+        ridge = pb.fit_depth_ridge(feats[train], log_d[train], ridge_alphas)
+        r2 = float(ridge.score(feats[train], log_d[train]))
+    rna_cfg, atac_cfg = rna_vae.config(), atac_vae.config()
+    training = {
+        "variant": variant,
+        "scenario": scenario,
+        "method": method,
+        "coassay_files": {"rna": str(coassay_rna), "atac": str(coassay_atac)},
+        "coassay_cells": {s: int((split == s).sum()) for s in ("train", "val", "test")},
+        "coassay_cell_types": sorted(map(str, co_rna.obs["cell_type"].astype(str).unique()))
+        if "cell_type" in co_rna.obs else [],
+        "vae_training_cells": "co-assay train cells" + (" + all single-assay cells" if method == "polarbear" else ""),
+        "translator_training_cells": "co-assay train cells",
+    }
+    for key, path in (("single_rna", single_rna), ("single_atac", single_atac)):
+        if path is not None and method == "polarbear":
+            training[f"{key}_cells_per_dataset"] = _dataset_counts(path)
+    fit_info = {"vae_rna": rna_cfg.get("fit"), "vae_atac": atac_cfg.get("fit")}
+    scores_file = gdir / "scores.json"
+    if scores_file.is_file():
+        fit_info["translators"] = json.loads(scores_file.read_text()).get("fit")
+    card = {
+        "model": "Polarbear (Zhang et al.): two beta-VAEs (RNA: ZINB, ATAC: depth-aware Bernoulli) "
+                 "+ linear latent translators",
+        "point": point,
+        "hyperparameters": {"latent": int(rna_vae.latent), "beta": float(rna_cfg.get("beta", np.nan)),
+                            "dropout": float(rna_cfg.get("dropout", 0.0)),
+                            "rna_hidden": int(rna_cfg["hidden"]), "atac_hidden": int(atac_cfg["hidden"]),
+                            "atac_depth_ref": float(atac_cfg["depth_ref"])},
+        "selection": ({k: selected[k] for k in ("point", "params", "val_scores", "all", "criterion") if k in selected}
+                      if selected else None),
+        "validation_scores": (selected or {}).get("val_scores") if (selected or {}).get("point") == point else None,
+        "training": training,
+        "fit": fit_info,
+        "default_batch": {"rna": _coassay_batch(co_rna.obs), "atac": _coassay_batch(co_atac.obs)},
+        "depth_regressor": {"features": "[log RNA library size, RNA latent mean mu_x]",
+                            "target": "log ATAC depth factor (open peaks / atac_depth_ref)",
+                            "alpha": float(ridge[-1].alpha_), "train_r2": r2, "alphas": list(map(float, ridge_alphas))},
+    }
+    modules = {
+        "vae_rna": ModuleEntry(rna_vae, _vae_kwargs(rna_vae)),
+        "vae_atac": ModuleEntry(atac_vae, _vae_kwargs(atac_vae)),
+        "translator_rna_to_atac": ModuleEntry(t_xy, {"latent_in": t_xy.linear.in_features,
+                                                     "latent_out": t_xy.linear.out_features}),
+        "translator_atac_to_rna": ModuleEntry(t_yx, {"latent_in": t_yx.linear.in_features,
+                                                     "latent_out": t_yx.linear.out_features}),
+    }
+    cats = {"rna": list(rna_cfg["batch_categories"]), "atac": list(atac_cfg["batch_categories"])}
+    with timed(log, f"write model directory {out_dir}"):
+        return write_model_dir(out_dir, modules=modules, rna_features=list(co_rna.var_names),
+                               atac_features=list(co_atac.var_names), batch_categories=cats,
+                               tensors={"depth_regressor": depth_ridge_tensors(ridge)}, card=card)
