@@ -20,6 +20,7 @@ include: "rules/download.smk"
 include: "rules/features.smk"
 include: "rules/cells.smk"
 include: "rules/polarbear.smk"
+include: "rules/export.smk"
 include: "rules/babel.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
@@ -29,4 +30,5 @@ rule all:
     input:
         FIGURES,
         f"{R}/eval/table3.tsv",
+        REPORT_TABLES,
     default_target: True

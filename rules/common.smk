@@ -1,4 +1,4 @@
-# Shared helpers for all rule files: paths, grids, resources. Included first by the Snakefile.
+# Shared helpers for all rule files (paths, grids, resources), included first by the Snakefile.
 import itertools
 
 R = config["results"]
@@ -81,7 +81,8 @@ def translator_fit_params():
 def babel_fit_params():
     p = {k: config["babel"][k] for k in ("batch_size", "learning_rate", "max_epochs", "patience")}
     if DEMO:
-        p["max_epochs"] = config["babel"].get("demo_max_epochs", p["max_epochs"])
+        for k in ("batch_size", "learning_rate", "max_epochs"):
+            p[k] = config["babel"].get(f"demo_{k}", p[k])
     return p
 
 
