@@ -68,6 +68,8 @@ def vae_fit_params():
     p = dict(config["polarbear"]["vae"])
     if DEMO:
         p["max_epochs"] = config["polarbear"].get("demo_vae_max_epochs", p["max_epochs"])
+        p["batch_size"] = config["polarbear"].get("demo_vae_batch_size", p["batch_size"])
+        p["learning_rate"] = config["polarbear"].get("demo_vae_learning_rate", p["learning_rate"])
     return p
 
 
