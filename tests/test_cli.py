@@ -96,7 +96,7 @@ def trained(tmp_path_factory):
         a.write_h5ad(files[name])
     model = d / "model"
     cfg = d / "config.yaml"  # a workflow-style config: faster learning for the tiny data set
-    cfg.write_text("polarbear:\n  vae: {learning_rate: 0.01, kl_warmup_epochs: 0, batch_size: 64}\n"
+    cfg.write_text("polarbear:\n  vae: {learning_rate: 0.003, kl_warmup_epochs: 0, batch_size: 32}\n"
                    "  translator: {learning_rate: 0.01, batch_size: 64}\n")
     rc = cli.main(["-q", "train", "--config", str(cfg), "--coassay-rna", str(files["coassay_rna"]), "--coassay-atac",
                    str(files["coassay_atac"]), "--single-rna", str(files["single_rna"]), "--single-atac",

@@ -126,8 +126,6 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=False, reason="demo ATAC VAEs collapse (weak simulated per-peak signal): both variants "
-                   "translate at chance level, so the margin is noise (see issue 3 report)")
 def test_semi_supervised_beats_coassay_on_demo(demo_workdir):
     """Polarbear (single-assay + co-assay VAEs) matches cells better than Polarbear co-assay on the demo.
 
