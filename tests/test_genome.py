@@ -25,16 +25,33 @@ def test_liftover_hand_checked():
         ("chr1", 90, 160),   # spans the gap: 90 -> 590, last base 159 -> 709 -> chr1:590-710
         ("chr1", 110, 140),  # inside the unmapped gap -> fails
         ("chr2", 150, 250),  # start -> chr5, end -> chr7: different chromosomes -> dropped
-        ("chr3", 1, 10),     # no chain -> fails
         ("chr2", 10, 20),    # -> chr5:110-120
         ("chr2", 300, 310),  # -> chr7:100-110
     ])
     out, rep = genome.liftover_peaks(q, CHAIN)
     assert out[["chrom", "start", "end"]].values.tolist() == [
         ["chr1", 510, 520], ["chr1", 590, 710], ["chr5", 110, 120], ["chr7", 100, 110]]
-    assert out["query_index"].tolist() == [0, 1, 5, 6]
-    assert rep == {"n_input": 7, "n_lifted": 4, "n_unmapped": 2, "n_split": 1}
+    assert out["query_index"].tolist() == [0, 1, 4, 5]
+    assert rep == {"n_input": 6, "n_lifted": 4, "n_unmapped": 1, "n_split": 1}
     assert list(out.index) == ["chr1:510-520", "chr1:590-710", "chr5:110-120", "chr7:100-110"]
+
+
+def test_chain_missing_a_chromosome_names_the_chain_and_writes_nothing(tmp_path):
+    from workflow_lib import prepare
+
+    q = peaks([("chr1", 10, 20), ("chr3", 1, 10), ("chr3", 50, 60)])  # the chain has no chr3
+    with pytest.raises(InputFormatError, match=r"tiny\.over\.chain.*chr3 \(2 peaks\)"):
+        genome.liftover_peaks(q, CHAIN)
+    bed = tmp_path / "in.bed"
+    bed.write_text("chr1\t10\t20\nchr3\t1\t10\n")
+    out_bed, out_rep = tmp_path / "lifted.bed", tmp_path / "lift.json"
+    with pytest.raises(InputFormatError, match=r"tiny\.over\.chain"):
+        prepare.lift_peaks(bed, out_bed, out_rep, chain=CHAIN, dataset="fang")
+    assert not out_bed.exists() and not out_rep.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bed"]
+    # a contig outside chr1..chr22/X/Y without a chain is only dropped (counted as unmapped)
+    out, rep = genome.liftover_peaks(peaks([("chr1", 10, 20), ("chrUn_random", 1, 10)]), CHAIN)
+    assert rep["n_unmapped"] == 1 and len(out) == 1
 
 
 def test_liftover_gz_chain_and_bad_chain(tmp_path):

@@ -11,6 +11,8 @@ import logging
 import re
 from typing import Mapping, Sequence
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -61,6 +63,23 @@ def load_chain(chain_path):
         raise InputFormatError(chain_path, f"cannot read liftover chain ({e.__class__.__name__}: {e})") from e
 
 
+_PRIMARY = {f"chr{i}" for i in range(1, 23)} | {"chrX", "chrY"}
+
+
+def _check_chain_covers(lo, chroms: np.ndarray, chain) -> None:
+    """A primary chromosome (chr1..chr22, chrX, chrY) with peaks but no chain at all means a wrong
+    or truncated chain file: fail naming it, rather than silently dropping every peak on it."""
+    index = getattr(getattr(lo, "chain_file", None), "chain_index", None)
+    if index is None:  # not a pyliftover LiftOver we can inspect
+        return
+    present, counts = np.unique(chroms, return_counts=True)
+    missing = [(c, n) for c, n in zip(present, counts) if c in _PRIMARY and c not in index]
+    if missing:
+        what = ", ".join(f"{c} ({n} peaks)" for c, n in missing)
+        name = chain if isinstance(chain, (str, Path)) else "liftover chain"
+        raise InputFormatError(name, f"no chain for chromosome(s) {what}: wrong or truncated chain file?")
+
+
 def liftover_peaks(peaks: pd.DataFrame, chain, logger: logging.Logger | None = None
                    ) -> tuple[pd.DataFrame, dict]:
     """Lift peaks with a chain (path or LiftOver). Each end is lifted separately (start and the
@@ -69,6 +88,7 @@ def liftover_peaks(peaks: pd.DataFrame, chain, logger: logging.Logger | None = N
     position in ``peaks``, report dict with counts)."""
     lo = chain if hasattr(chain, "convert_coordinate") else load_chain(chain)
     chroms = peaks["chrom"].astype(str).to_numpy()
+    _check_chain_covers(lo, chroms, chain)
     starts = peaks["start"].to_numpy(np.int64)
     ends = peaks["end"].to_numpy(np.int64)
     out_c, out_s, out_e, out_i = [], [], [], []
