@@ -57,3 +57,12 @@ def test_invalid_config_is_rejected_by_the_snakefile(tmp_path):
     proc = run_snakemake(work, "-n", "--config", "source=internet", check=False)
     assert proc.returncode != 0
     assert "source" in proc.stdout + proc.stderr
+
+
+def test_html_report_contains_figures_and_table3(demo_workdir):
+    report = demo_workdir / "report.html"
+    run_snakemake(demo_workdir, "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 100_000
+    for name in [f"fig{i}.png" for i in range(3, 8)] + ["table3.html"]:
+        assert name in html, f"{name} missing from the report"
