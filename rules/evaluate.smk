@@ -62,8 +62,9 @@ rule evaluate_run:
         method="|".join(METHODS),
     threads: 1
     resources:
-        mem_mb=RES["default"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        # holds a test set's dense 220k-peak prediction (~1.6 GiB for 2k cells) plus the truth
+        mem_mb=RES["evaluate"]["mem_mb"],
+        runtime=RES["evaluate"]["runtime"],
     conda:
         "../envs/eval.yaml"
     script:
