@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..data import row_nnz, row_sums
-from ..fileutils import atomic_path
+from ..fileutils import atomic_path, write_json
 from .chromsplit import ChromSplitLinear, proportional_sizes
 from .distributions import bernoulli_depth_log_prob_logits, kl_standard_normal, zinb_log_prob
 
@@ -216,16 +216,7 @@ def save_module(module: nn.Module, config: dict, pt_path, json_path=None) -> Non
     sd = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     with atomic_path(pt_path) as tmp:
         torch.save(sd, tmp)
-    with atomic_path(json_path or config_path(pt_path)) as tmp:
-        tmp.write_text(json.dumps(config, indent=1, sort_keys=True, default=_np_default) + "\n")
-
-
-def _np_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
+    write_json(config, json_path or config_path(pt_path))
 
 
 def load_vae(pt_path, json_path=None, device="cpu"):
