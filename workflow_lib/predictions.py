@@ -4,6 +4,10 @@ Prediction contract (see CONTRACT.md): for the TEST cells of a scenario, in proc
 ``atac_to_rna.h5ad`` (dense row frequencies), ``rna_to_atac.h5ad`` (dense depth-rescaled
 probabilities, ``layers['norm']`` depth-normalised probabilities) and ``latent.h5ad``
 (empty X, obsm ``rna_query``, ``atac_reference``, ``atac_query``, ``rna_reference``).
+In addition ``atac_to_rna_rest.h5ad`` holds the same kind of RNA prediction (norm estimation,
+rows sum to 1) for the NON-test co-assay cells (train + val, in processed order); it is the
+predicted reference side of the test-vs-rest differential expression of Fig. 5G, so that both
+sides of that comparison are predictions on the same scale.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .fileutils import InputFormatError, write_h5ad
 
 LATENT_KEYS = ("rna_query", "atac_reference", "atac_query", "rna_reference")
 SPLITS = ("train", "val", "test")
+PREDICTION_NAMES = ("atac_to_rna", "rna_to_atac", "latent", "atac_to_rna_rest")
 
 
 @dataclass
@@ -76,9 +81,33 @@ def load_coassay(rna_path, atac_path, scenario: str) -> CoassayData:
     return CoassayData(rna=rna, atac=atac, train=idx["train"], val=idx["val"], test=idx["test"])
 
 
+def rest_rows(data: CoassayData) -> np.ndarray:
+    """Row indices of the non-test (train + val) co-assay cells, in processed order."""
+    return np.setdiff1d(np.arange(data.rna.n_obs), data.test)
+
+
+def _obs_of(rna: ad.AnnData, rows: np.ndarray) -> pd.DataFrame:
+    keep = [c for c in ("cell_type", "batch", "dataset") if c in rna.obs]
+    return rna.obs.iloc[rows][keep].copy()
+
+
 def _obs(data: CoassayData, rows: np.ndarray) -> pd.DataFrame:
-    keep = [c for c in ("cell_type", "batch", "dataset") if c in data.rna.obs]
-    return data.rna.obs.iloc[rows][keep].copy()
+    return _obs_of(data.rna, rows)
+
+
+def build_rna_prediction(rna: ad.AnnData, rows: np.ndarray, atac_to_rna: np.ndarray, method: str,
+                         point: str = "") -> ad.AnnData:
+    """A validated RNA prediction AnnData (norm estimation) for ``rows`` of the processed co-assay RNA.
+
+    Used for both ``atac_to_rna`` (test cells) and ``atac_to_rna_rest`` (non-test cells).
+    """
+    X = np.asarray(atac_to_rna, dtype=np.float32)
+    if X.shape != (len(rows), rna.n_vars):
+        raise ValueError(f"RNA prediction has shape {X.shape}, expected {(len(rows), rna.n_vars)}")
+    a = ad.AnnData(X=X, obs=_obs_of(rna, rows), var=rna.var.copy())
+    a.uns.update(_uns(method, point))
+    validate_prediction(a)
+    return a
 
 
 def _uns(method: str, point: str) -> dict:
@@ -88,16 +117,19 @@ def _uns(method: str, point: str) -> dict:
 def build_prediction_adatas(data: CoassayData, rows: np.ndarray, atac_to_rna: np.ndarray,
                             rna_to_atac: np.ndarray, rna_to_atac_norm: np.ndarray,
                             latent: dict[str, np.ndarray], method: str,
-                            points: dict[str, str] | None = None) -> dict[str, ad.AnnData]:
-    """Assemble the three prediction AnnData objects (keys atac_to_rna, rna_to_atac, latent).
+                            points: dict[str, str] | None = None,
+                            rest_atac_to_rna: np.ndarray | None = None) -> dict[str, ad.AnnData]:
+    """Assemble the prediction AnnData objects (keys atac_to_rna, rna_to_atac, latent and, if
+    ``rest_atac_to_rna`` -- the RNA prediction of the ``rest_rows(data)`` cells -- is given,
+    atac_to_rna_rest).
 
-    ``points`` maps each of those keys to the grid point used ('' for non-grid methods).
+    ``points`` maps each of the first three keys to the grid point used ('' for non-grid
+    methods); atac_to_rna_rest uses the atac_to_rna point.
     """
     points = points or {}
     obs = _obs(data, rows)
     n = len(rows)
-    a2r = ad.AnnData(X=np.asarray(atac_to_rna, dtype=np.float32), obs=obs.copy(), var=data.rna.var.copy())
-    a2r.uns.update(_uns(method, points.get("atac_to_rna", "")))
+    a2r = build_rna_prediction(data.rna, rows, atac_to_rna, method, points.get("atac_to_rna", ""))
     r2a = ad.AnnData(X=np.asarray(rna_to_atac, dtype=np.float32), obs=obs.copy(), var=data.atac.var.copy())
     r2a.layers["norm"] = np.asarray(rna_to_atac_norm, dtype=np.float32)
     r2a.uns.update(_uns(method, points.get("rna_to_atac", "")))
@@ -106,6 +138,9 @@ def build_prediction_adatas(data: CoassayData, rows: np.ndarray, atac_to_rna: np
         lat.obsm[key] = np.asarray(latent[key], dtype=np.float32)
     lat.uns.update(_uns(method, points.get("latent", "")))
     out = {"atac_to_rna": a2r, "rna_to_atac": r2a, "latent": lat}
+    if rest_atac_to_rna is not None:
+        out["atac_to_rna_rest"] = build_rna_prediction(data.rna, rest_rows(data), rest_atac_to_rna, method,
+                                                       points.get("atac_to_rna", ""))
     for a in out.values():
         validate_prediction(a)
     return out
@@ -143,6 +178,9 @@ def validate_prediction(a: ad.AnnData, atol: float = 1e-3) -> None:
 
 def write_predictions(adatas: dict[str, ad.AnnData], paths: dict[str, str]) -> None:
     """Write the prediction AnnData objects atomically; ``paths`` has the same keys."""
+    missing = sorted(set(paths) - set(adatas))
+    if missing:
+        raise ValueError(f"no prediction built for {missing}")
     for key, a in adatas.items():
         write_h5ad(a, paths[key])
 
@@ -150,7 +188,7 @@ def write_predictions(adatas: dict[str, ad.AnnData], paths: dict[str, str]) -> N
 def prediction_paths(outputs) -> dict[str, str]:
     """Map Snakemake outputs ordered like common.smk predictions() to their keys."""
     outputs = list(outputs)
-    names = ("atac_to_rna", "rna_to_atac", "latent")
+    names = PREDICTION_NAMES
     out = {}
     for p in outputs:
         stem = str(p).rsplit("/", 1)[-1].removesuffix(".h5ad")
