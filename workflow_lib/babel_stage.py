@@ -32,7 +32,8 @@ from .data import SparseCellLoader, row_nnz
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_json
 from .models.babel import BabelModel
 from .models.chromsplit import chrom_block_sizes
-from .predictions import build_prediction_adatas, load_coassay, prediction_paths, write_predictions
+from .predictions import (build_prediction_adatas, load_coassay, prediction_paths, rest_rows,
+                          write_predictions)
 from .train import FitConfig, fit, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
@@ -271,7 +272,10 @@ def predict_babel_arrays(model: BabelModel, X_rna, Y_atac, rows, mean_atac_depth
 
 def predict_babel(rna_path, atac_path, scenario: str, selected_path, grid_dir, outputs, threads: int = 1,
                   log_path=None, logger: logging.Logger | None = None) -> None:
-    """Write BABEL's TEST-cell predictions, each task from its selected grid point."""
+    """Write BABEL's TEST-cell predictions, each task from its selected grid point.
+
+    atac_to_rna_rest (the non-test cells' ATAC->RNA prediction) uses the atac_to_rna point.
+    """
     log = logger or get_logger(log_path)
     torch.set_num_threads(max(1, int(threads)))
     device = get_device()
@@ -286,10 +290,14 @@ def predict_babel(rna_path, atac_path, scenario: str, selected_path, grid_dir, o
             model, cfg = load_babel(Path(grid_dir) / pt, device)
             results[task] = predict_babel_arrays(model, X, Y, data.test, cfg["mean_atac_depth_train"],
                                                  device=device, tasks=(task,))
+            if task == "atac_to_rna":
+                rest = predict_babel_arrays(model, X, Y, rest_rows(data), cfg["mean_atac_depth_train"],
+                                            device=device, tasks=(task,))["a2r"]
     r = results
     latent = {"rna_query": r["latent"]["z_r"], "rna_reference": r["latent"]["z_r"],
               "atac_query": r["latent"]["z_a"], "atac_reference": r["latent"]["z_a"]}
     adatas = build_prediction_adatas(data, data.test, r["atac_to_rna"]["a2r"], r["rna_to_atac"]["r2a"],
-                                     r["rna_to_atac"]["r2a_norm"], latent, "babel", points=points)
+                                     r["rna_to_atac"]["r2a_norm"], latent, "babel", points=points,
+                                     rest_atac_to_rna=rest)
     with timed(log, "write predictions"):
         write_predictions(adatas, prediction_paths(outputs))

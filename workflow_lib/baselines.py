@@ -43,7 +43,8 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from .fileutils import get_logger, timed
-from .predictions import build_prediction_adatas, load_coassay, prediction_paths, write_predictions
+from .predictions import (build_prediction_adatas, load_coassay, prediction_paths, rest_rows,
+                          write_predictions)
 
 CHUNK = 2048  # test cells per block when back-projecting to all features
 
@@ -226,12 +227,25 @@ class AtacPCA:
 
 
 def _neighbour_average(train_emb: np.ndarray, query_emb: np.ndarray, values: sp.csr_matrix,
-                       k: int) -> np.ndarray:
-    """Dense (n_query x n_features) mean of ``values`` rows over each query's k nearest train cells."""
-    k = int(min(k, train_emb.shape[0]))
-    nn = NearestNeighbors(n_neighbors=k).fit(train_emb)
-    _, ind = nn.kneighbors(query_emb)
+                       k: int, self_index: np.ndarray | None = None) -> np.ndarray:
+    """Dense (n_query x n_features) mean of ``values`` rows over each query's k nearest train cells.
+
+    ``self_index[i]`` = position of query i among the train cells (-1 if it is not a train cell):
+    a train cell is never its own neighbour (k + 1 neighbours are searched and the cell itself,
+    or else the farthest one, is dropped).
+    """
+    n_train = train_emb.shape[0]
     nq = query_emb.shape[0]
+    exclude = self_index is not None and bool(np.any(np.asarray(self_index) >= 0))
+    k = int(min(k, n_train - 1 if exclude else n_train))
+    if k < 1:
+        raise ValueError("too few training cells for a neighbour average")
+    nn = NearestNeighbors(n_neighbors=k + 1 if exclude else k).fit(train_emb)
+    _, ind = nn.kneighbors(query_emb)
+    if exclude:
+        drop = ind == np.asarray(self_index)[:, None]
+        drop[~drop.any(axis=1), -1] = True                     # not its own neighbour: drop the farthest
+        ind = ind[~drop].reshape(nq, k)
     W = sp.csr_matrix((np.full(nq * k, 1.0 / k), ind.ravel(), np.arange(0, nq * k + 1, k)),
                       shape=(nq, train_emb.shape[0]))
     out = np.empty((nq, values.shape[1]), dtype=np.float32)
@@ -252,13 +266,25 @@ def _common(X_rna, Y_atac, train, test, n_comp, alphas, seed):
 
 
 def knn_translate(X_rna: sp.csr_matrix, Y_atac: sp.csr_matrix, train: np.ndarray, test: np.ndarray,
-                  k: int = 20, n_components: int = 50, alphas=(0.1, 1, 10, 100), seed: int = 0) -> dict:
-    """Seurat-style kNN translation (see module docstring). Returns dense predictions + latents."""
+                  k: int = 20, n_components: int = 50, alphas=(0.1, 1, 10, 100), seed: int = 0,
+                  rest: np.ndarray | None = None) -> dict:
+    """Seurat-style kNN translation (see module docstring). Returns dense predictions + latents.
+
+    ``rest`` (optional, e.g. the train + val cells): also predict their RNA from ATAC
+    (``atac_to_rna_rest``); a training cell's own RNA is excluded from its neighbour average.
+    """
     rna, lsi, depth, pcs_tr, pcs_te, d_test = _common(X_rna, Y_atac, train, test, n_components, alphas, seed)
     lsi_tr = lsi.transform(Y_atac[train])
     lsi_te = lsi.transform(Y_atac[test])
     # ATAC -> RNA: neighbours by ATAC LSI, average their RNA frequencies
-    a2r = normalize_rows(_neighbour_average(lsi_tr, lsi_te, rna_frequencies(X_rna[train]), k))
+    freq_tr = rna_frequencies(X_rna[train])
+    a2r = normalize_rows(_neighbour_average(lsi_tr, lsi_te, freq_tr, k))
+    a2r_rest = None
+    if rest is not None:
+        pos = np.full(X_rna.shape[0], -1)
+        pos[train] = np.arange(len(train))
+        a2r_rest = normalize_rows(_neighbour_average(lsi_tr, lsi.transform(Y_atac[rest]), freq_tr, k,
+                                                     self_index=pos[rest]))
     # RNA -> ATAC: neighbours by RNA PCA, average their depth-normalised accessibility
     norm = np.clip(_neighbour_average(pcs_tr, pcs_te, depth.normalised(Y_atac[train]), k), 0.0, 1.0)
     r2a = depth_scale(norm, d_test)
@@ -267,12 +293,16 @@ def knn_translate(X_rna: sp.csr_matrix, Y_atac: sp.csr_matrix, train: np.ndarray
         "atac_query": rna.transform_freq(a2r), "rna_reference": pcs_te,
     }
     return {"atac_to_rna": a2r, "rna_to_atac": r2a, "rna_to_atac_norm": norm.astype(np.float32),
-            "latent": latent, "depth_factor": d_test}
+            "latent": latent, "depth_factor": d_test, "atac_to_rna_rest": a2r_rest}
 
 
 def ridge_translate(X_rna: sp.csr_matrix, Y_atac: sp.csr_matrix, train: np.ndarray, test: np.ndarray,
-                    n_components: int = 50, alphas=(0.1, 1, 10, 100), seed: int = 0) -> dict:
-    """RidgeCV between source and target PCA/SVD components, back-projected (module docstring)."""
+                    n_components: int = 50, alphas=(0.1, 1, 10, 100), seed: int = 0,
+                    rest: np.ndarray | None = None) -> dict:
+    """RidgeCV between source and target PCA/SVD components, back-projected (module docstring).
+
+    ``rest`` (optional): also predict those cells' RNA from ATAC (``atac_to_rna_rest``).
+    """
     rna, lsi, depth, pcs_tr, pcs_te, d_test = _common(X_rna, Y_atac, train, test, n_components, alphas, seed)
     lsi_tr = lsi.transform(Y_atac[train])
     lsi_te = lsi.transform(Y_atac[test])
@@ -284,6 +314,9 @@ def ridge_translate(X_rna: sp.csr_matrix, Y_atac: sp.csr_matrix, train: np.ndarr
     m_a2r = RidgeCV(alphas=list(alphas)).fit(lsi_tr, pcs_tr)
     z_a2r = m_a2r.predict(lsi_te).astype(np.float32)
     a2r = rna.inverse_freq(z_a2r)
+    a2r_rest = None
+    if rest is not None:
+        a2r_rest = rna.inverse_freq(m_a2r.predict(lsi.transform(Y_atac[rest])).astype(np.float32))
     # RNA PCs -> ATAC PCs of depth-normalised accessibility
     m_r2a = RidgeCV(alphas=list(alphas)).fit(pcs_tr, apcs_tr)
     z_r2a = m_r2a.predict(pcs_te).astype(np.float32)
@@ -291,7 +324,8 @@ def ridge_translate(X_rna: sp.csr_matrix, Y_atac: sp.csr_matrix, train: np.ndarr
     r2a = depth_scale(norm, d_test)
     latent = {"rna_query": z_r2a, "atac_reference": apcs_te, "atac_query": z_a2r, "rna_reference": pcs_te}
     return {"atac_to_rna": a2r, "rna_to_atac": r2a, "rna_to_atac_norm": norm, "latent": latent,
-            "depth_factor": d_test, "alphas": {"atac_to_rna": float(m_a2r.alpha_), "rna_to_atac": float(m_r2a.alpha_)}}
+            "depth_factor": d_test, "alphas": {"atac_to_rna": float(m_a2r.alpha_), "rna_to_atac": float(m_r2a.alpha_)},
+            "atac_to_rna_rest": a2r_rest}
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +337,8 @@ def run_baseline(method: str, rna_path, atac_path, scenario: str, params: dict, 
     """Fit ``method`` ('knn' or 'ridge') on the scenario's TRAIN cells, write TEST predictions.
 
     params: knn_k, knn_n_pcs, ridge_n_components, ridge_alphas, depth_alphas (RidgeCV alphas of the
-    ATAC depth regressor; default ridge_alphas), seed. ``outputs``: the three prediction paths.
+    ATAC depth regressor; default ridge_alphas), seed. ``outputs``: the four prediction paths
+    (common.smk predictions(); atac_to_rna_rest = RNA predicted for the train + val cells).
     """
     log = logger or get_logger(log_path)
     with threadpool_limits(limits=max(1, int(threads))):
@@ -316,19 +351,22 @@ def _run_baseline(method, rna_path, atac_path, scenario, params, outputs, log) -
     log.info("train %d, val %d (unused), test %d cells; %d genes, %d peaks", len(data.train),
              len(data.val), len(data.test), data.rna.n_vars, data.atac.n_vars)
     seed = int(params.get("seed", 0))
+    rest = rest_rows(data)
     depth_alphas = params.get("depth_alphas", params["ridge_alphas"])
     with timed(log, f"fit + predict {method}"):
         if method == "knn":
             res = knn_translate(data.rna_X, data.atac_X, data.train, data.test, k=int(params["knn_k"]),
-                                n_components=int(params["knn_n_pcs"]), alphas=depth_alphas, seed=seed)
+                                n_components=int(params["knn_n_pcs"]), alphas=depth_alphas, seed=seed,
+                                rest=rest)
         elif method == "ridge":
             res = ridge_translate(data.rna_X, data.atac_X, data.train, data.test,
                                   n_components=int(params["ridge_n_components"]),
-                                  alphas=params["ridge_alphas"], seed=seed)
+                                  alphas=params["ridge_alphas"], seed=seed, rest=rest)
             log.info("ridge alphas chosen by LOO-CV: %s", res["alphas"])
         else:
             raise ValueError(f"unknown baseline {method!r}")
     adatas = build_prediction_adatas(data, data.test, res["atac_to_rna"], res["rna_to_atac"],
-                                     res["rna_to_atac_norm"], res["latent"], method)
+                                     res["rna_to_atac_norm"], res["latent"], method,
+                                     rest_atac_to_rna=res["atac_to_rna_rest"])
     with timed(log, "write predictions"):
         write_predictions(adatas, prediction_paths(outputs))

@@ -40,6 +40,7 @@ from .models.chromsplit import chrom_block_sizes
 from .models.distributions import depth_scaled_prob
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
 from .models.vae import ATACVAE, RNAVAE, features_digest, load_vae, save_module
+from .predictions import build_rna_prediction
 from .train import FitConfig, fit, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
@@ -305,10 +306,22 @@ def _decode_rows(fn, z, onehot, device):
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def _atac_to_rna_freq(rna_vae, t_yx, mu_y, b_rna, rows, device) -> np.ndarray:
+    """Norm estimation (rows sum to 1) of ``rows`` translated from their ATAC latent means."""
+    with torch.no_grad():
+        z = t_yx(torch.from_numpy(mu_y[rows]).to(device)).cpu().numpy()
+    freq = _decode_rows(rna_vae.normalized, z, b_rna[rows], device).astype(np.float64)
+    return (freq / freq.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def predict_polarbear(selected_json, model_dir, coassay_rna, coassay_atac, scenario: str, method: str,
-                      ridge_alphas, out_atac_to_rna, out_rna_to_atac, out_latent, threads: int = 1,
-                      logger=None) -> dict:
-    """Translate the scenario's test cells with the selected grid point and write the prediction files."""
+                      ridge_alphas, out_atac_to_rna, out_rna_to_atac, out_latent, out_atac_to_rna_rest,
+                      threads: int = 1, logger=None) -> dict:
+    """Translate the scenario's test cells with the selected grid point and write the prediction files.
+
+    ``out_atac_to_rna_rest``: ATAC->RNA norm estimation of the non-test (train + val) cells, the
+    predicted reference of the test-vs-rest DE (Fig. 5G).
+    """
     log = _log(logger)
     torch.set_num_threads(max(1, int(threads)))
     device = get_device()
@@ -327,9 +340,12 @@ def predict_polarbear(selected_json, model_dir, coassay_rna, coassay_atac, scena
         zx_t = t_xy(torch.from_numpy(mu_x[test]).to(device)).cpu().numpy()
         zy_t = t_yx(torch.from_numpy(mu_y[test]).to(device)).cpu().numpy()
     with timed(log, f"predict {test.size} test cells"):
-        rna_norm = _decode_rows(rna_vae.normalized, zy_t, b_rna[test], device).astype(np.float64)
-        rna_norm = (rna_norm / rna_norm.sum(axis=1, keepdims=True)).astype(np.float32)
+        rna_norm = _atac_to_rna_freq(rna_vae, t_yx, mu_y, b_rna, test, device)
         atac_norm = _decode_rows(atac_vae.normalized, zx_t, b_atac[test], device)
+    rest = np.setdiff1d(np.arange(co_rna.n_obs), test)
+    with timed(log, f"predict RNA of {rest.size} non-test cells"):
+        a2r_rest = build_rna_prediction(co_rna, rest, _atac_to_rna_freq(rna_vae, t_yx, mu_y, b_rna, rest, device),
+                                        method, point)
     # ATAC depth from RNA: ridge on [log RNA library size, mu_x]
     lib = np.log(rna_vae.size_covariate(co_rna.X).astype(np.float64))
     feats = np.c_[lib, mu_x]
@@ -356,4 +372,5 @@ def predict_polarbear(selected_json, model_dir, coassay_rna, coassay_atac, scena
     write_h5ad(a2r, out_atac_to_rna)
     write_h5ad(r2a, out_rna_to_atac)
     write_h5ad(lat, out_latent)
-    return {"point": point, "n_test": int(test.size), "ridge_alpha": alpha}
+    write_h5ad(a2r_rest, out_atac_to_rna_rest)
+    return {"point": point, "n_test": int(test.size), "n_rest": int(rest.size), "ridge_alpha": alpha}
