@@ -88,9 +88,13 @@ def babel_fit_params():
     return p
 
 
+PREDICTION_NAMES = ["atac_to_rna", "rna_to_atac", "latent", "atac_to_rna_rest"]
+
+
 def predictions(variant, scenario, method):
+    """Prediction files of one run (test cells; atac_to_rna_rest = RNA of the non-test cells)."""
     d = f"{R}/predictions/{variant}/{scenario}/{method}"
-    return [f"{d}/atac_to_rna.h5ad", f"{d}/rna_to_atac.h5ad", f"{d}/latent.h5ad"]
+    return [f"{d}/{name}.h5ad" for name in PREDICTION_NAMES]
 
 
 def eval_tables(variant, scenario, method):

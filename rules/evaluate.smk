@@ -35,7 +35,7 @@ rule evaluate_run:
     input:
         unpack(
             lambda wc: dict(
-                zip(("atac_to_rna", "rna_to_atac", "latent"), predictions(wc.variant, wc.scenario, wc.method)),
+                zip(PREDICTION_NAMES, predictions(wc.variant, wc.scenario, wc.method)),
                 rna=processed(wc.variant, "coassay_rna"),
                 atac=processed(wc.variant, "coassay_atac"),
                 size_factors=f"{R}/eval/{wc.variant}/reference/size_factors.tsv",

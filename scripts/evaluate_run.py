@@ -3,7 +3,7 @@ from workflow_lib.evaluate import run_evaluation
 
 sm = snakemake  # noqa: F821
 run_evaluation(
-    [sm.input.atac_to_rna, sm.input.rna_to_atac, sm.input.latent],
+    [sm.input.atac_to_rna, sm.input.rna_to_atac, sm.input.latent, sm.input.atac_to_rna_rest],
     sm.input.rna, sm.input.atac, sm.input.size_factors, sm.input.genes_de, sm.input.peaks_de,
     outputs={k: sm.output[k] for k in ("genes", "peaks", "cells", "markers", "de")},
     scenario=sm.wildcards.scenario, de_fdr=sm.params.de_fdr, marker_genes=sm.params.marker_genes,
