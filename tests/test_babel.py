@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from synthetic_coassay import make_coassay, write_coassay
+from workflow_lib.predictions import PREDICTION_NAMES
 from workflow_lib.babel_stage import (TASKS, foscttm, load_babel, predict_babel, select_babel,
                                       train_babel_point)
 from workflow_lib.fileutils import InputFormatError
@@ -152,12 +153,18 @@ def test_predictions_follow_contract_and_are_deterministic(trained):
     sel = json.loads((tmp / "selected.json").read_text())
     runs = []
     for name in ("p1", "p2"):
-        out = [tmp / name / f"{k}.h5ad" for k in TASKS]
+        out = [tmp / name / f"{k}.h5ad" for k in PREDICTION_NAMES]
         predict_babel(rp, ap, "random", tmp / "selected.json", grid, out)
         runs.append([ad.read_h5ad(p) for p in out])
-    a2r, r2a, lat = runs[0]
+    a2r, r2a, lat, rest = runs[0]
     rna, atac = ad.read_h5ad(rp), ad.read_h5ad(ap)
     test_names = list(rna.obs_names[rna.obs["split_random"] == "test"])
+    # atac_to_rna_rest: non-test cells in processed order, from the atac_to_rna point
+    assert list(rest.obs_names) == list(rna.obs_names[rna.obs["split_random"] != "test"])
+    assert list(rest.var_names) == list(rna.var_names)
+    assert rest.X.dtype == np.float32 and rest.X.shape == (len(rest.obs_names), rna.n_vars)
+    np.testing.assert_allclose(rest.X.sum(1), 1.0, atol=1e-4)
+    assert rest.uns["method"] == "babel" and rest.uns["point"] == sel["per_task"]["atac_to_rna"]["point"]
     for task, a in zip(TASKS, runs[0]):
         assert list(a.obs_names) == test_names
         assert a.uns["method"] == "babel" and a.uns["point"] == sel["per_task"][task]["point"]

@@ -9,10 +9,10 @@ from sklearn.metrics import roc_auc_score
 
 from synthetic_coassay import make_coassay, write_coassay
 from workflow_lib.baselines import (AtacLSI, RnaPCA, depth_scale, knn_translate, normalize_rows,
-                                    ridge_translate, run_baseline)
+                                    ridge_translate, rna_frequencies, run_baseline)
 from workflow_lib.fileutils import InputFormatError
 from workflow_lib.models.distributions import depth_scaled_prob
-from workflow_lib.predictions import LATENT_KEYS
+from workflow_lib.predictions import LATENT_KEYS, PREDICTION_NAMES
 
 PARAMS = {"knn_k": 10, "knn_n_pcs": 8, "ridge_n_components": 8, "ridge_alphas": [0.1, 1, 10, 100], "seed": 0}
 
@@ -25,7 +25,7 @@ def synth():
 
 
 def _outputs(d):
-    return [d / "atac_to_rna.h5ad", d / "rna_to_atac.h5ad", d / "latent.h5ad"]
+    return [d / f"{k}.h5ad" for k in PREDICTION_NAMES]
 
 
 def _gene_corr(pred, true):
@@ -45,10 +45,15 @@ def test_run_baseline_writes_valid_predictions(tmp_path, method, scenario):
     run_baseline(method, rp, ap, scenario, PARAMS, out, threads=1)
     rna, atac = ad.read_h5ad(rp), ad.read_h5ad(ap)
     test_names = rna.obs_names[rna.obs[f"split_{scenario}"] == "test"]
-    a2r, r2a, lat = (ad.read_h5ad(p) for p in out)
+    a2r, r2a, lat, rest = (ad.read_h5ad(p) for p in out)
     for a in (a2r, r2a, lat):
         assert list(a.obs_names) == list(test_names)
+    for a in (a2r, r2a, lat, rest):
         assert a.uns["method"] == method and a.uns["point"] == ""
+    assert list(rest.obs_names) == list(rna.obs_names[rna.obs[f"split_{scenario}"] != "test"])
+    assert list(rest.var_names) == list(rna.var_names)
+    assert rest.X.dtype == np.float32 and not sp.issparse(rest.X) and rest.X.min() >= 0
+    np.testing.assert_allclose(rest.X.sum(1), 1.0, atol=1e-4)
     assert list(a2r.var_names) == list(rna.var_names) and list(r2a.var_names) == list(atac.var_names)
     assert a2r.X.dtype == np.float32 and not sp.issparse(a2r.X)
     np.testing.assert_allclose(a2r.X.sum(1), 1.0, atol=1e-4)
@@ -122,3 +127,28 @@ def test_mismatched_cells_are_rejected(tmp_path):
     with pytest.raises(InputFormatError, match="obs_names"):
         run_baseline("knn", rp, ap, "random", PARAMS, _outputs(tmp_path / "p"))
     assert not (tmp_path / "p" / "latent.h5ad").exists()
+
+
+@pytest.mark.parametrize("fn", [knn_translate, ridge_translate])
+def test_rest_predictions_match_test_predictions_for_the_same_cells(synth, fn):
+    """``rest`` uses the same fitted model: rest = the test cells reproduces the test prediction."""
+    rna, atac, _, train, test = synth
+    kw = {"n_components": 6} | ({"k": 5} if fn is knn_translate else {})
+    res = fn(rna.X, atac.X, train, test, rest=test, **kw)
+    np.testing.assert_allclose(res["atac_to_rna_rest"], res["atac_to_rna"], rtol=1e-5, atol=1e-7)
+    assert fn(rna.X, atac.X, train, test, **kw)["atac_to_rna_rest"] is None
+
+
+def test_knn_rest_excludes_the_training_cell_itself(synth):
+    """With k = 1 a training cell's prediction is the frequency profile of ANOTHER training cell."""
+    rna, atac, _, train, test = synth
+    res = knn_translate(rna.X, atac.X, train, test, k=1, n_components=6, rest=train)
+    F = normalize_rows(rna_frequencies(rna.X[train]).toarray())
+    P = res["atac_to_rna_rest"].astype(np.float64)
+    d = ((P[:, None, :] - F[None, :, :]) ** 2).sum(-1)
+    nearest = d.argmin(1)
+    assert np.allclose(d[np.arange(len(train)), nearest], 0.0, atol=1e-10)   # exactly one cell's profile
+    assert not np.any(nearest == np.arange(len(train)))                      # never its own
+    # without the exclusion k = 1 would return each cell's own profile
+    own = knn_translate(rna.X, atac.X, train, train, k=1, n_components=6)["atac_to_rna"]
+    assert np.allclose(own, F, atol=1e-6)

@@ -190,7 +190,7 @@ def test_translate_matches_workflow_predictions(trained, tmp_path):
 
     f = trained["files"]
     mdir = trained["model"].parent / "model.work" / "polarbear"
-    outs = [tmp_path / f"{k}.h5ad" for k in ("a2r", "r2a", "lat")]
+    outs = [tmp_path / f"{k}.h5ad" for k in ("a2r", "r2a", "lat", "a2r_rest")]
     pb.predict_polarbear(mdir / "selected.json", mdir, f["coassay_rna"], f["coassay_atac"], "random",
                          "polarbear", cli.TRAIN_DEFAULTS["ridge_alphas"], *outs)
     model = load_model_dir(trained["model"])

@@ -7,7 +7,8 @@ from synthetic_coassay import make_coassay
 
 from workflow_lib import evaluate as E
 from workflow_lib.fileutils import InputFormatError
-from workflow_lib.predictions import build_prediction_adatas, load_coassay, write_predictions
+from workflow_lib.predictions import (PREDICTION_NAMES, build_prediction_adatas, load_coassay, rest_rows,
+                                      write_predictions)
 
 
 def _write_preds(tmp_path, rp, ap, truth, scenario, method, noise, seed):
@@ -20,11 +21,15 @@ def _write_preds(tmp_path, rp, ap, truth, scenario, method, noise, seed):
     p = np.clip(truth["p"][t] + rng.normal(0, noise * 0.3, truth["p"][t].shape), 0, 1)
     z = truth["z"][t]
     lat = {k: z + rng.normal(0, noise * 3, z.shape) for k in E.M_LATENT}
-    ads = build_prediction_adatas(data, t, freq, p, np.clip(p * 1.2, 0, 1), lat, method)
+    rest = rest_rows(data)
+    freq_rest = truth["freq"][rest] * np.exp(rng.normal(0, noise, truth["freq"][rest].shape))
+    freq_rest /= freq_rest.sum(1, keepdims=True)
+    ads = build_prediction_adatas(data, t, freq, p, np.clip(p * 1.2, 0, 1), lat, method,
+                                  rest_atac_to_rna=freq_rest)
     d = tmp_path / "pred" / scenario / method
-    paths = {k: str(d / f"{k}.h5ad") for k in ("atac_to_rna", "rna_to_atac", "latent")}
+    paths = {k: str(d / f"{k}.h5ad") for k in PREDICTION_NAMES}
     write_predictions(ads, paths)
-    return [paths["atac_to_rna"], paths["rna_to_atac"], paths["latent"]]
+    return [paths[k] for k in PREDICTION_NAMES]
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +137,17 @@ def test_paired_comparison_directions():
 def test_mismatched_prediction_cells_raise(evaluated, tmp_path):
     import anndata as ad
     pred = [str(p) for p in (evaluated["tmp"] / "pred" / "random" / "polarbear").glob("*.h5ad")]
-    pred = sorted(pred)  # atac_to_rna, latent, rna_to_atac
+    pred = sorted(pred)  # atac_to_rna, atac_to_rna_rest, latent, rna_to_atac
     a = ad.read_h5ad(pred[0])
     a = a[::-1].copy()
     bad = tmp_path / "atac_to_rna.h5ad"
     a.write_h5ad(bad)
     with pytest.raises(InputFormatError, match="atac_to_rna.h5ad"):
-        E.run_evaluation([bad, pred[2], pred[1]], evaluated["rp"], evaluated["ap"],
+        E.run_evaluation([bad, pred[3], pred[2], pred[1]], evaluated["rp"], evaluated["ap"],
+                         evaluated["ref"]["size_factors"], evaluated["ref"]["genes_de"],
+                         evaluated["ref"]["peaks_de"], {}, "random", 0.01)
+    # a rest file holding the test cells instead of the non-test cells is rejected too
+    with pytest.raises(InputFormatError, match="atac_to_rna.h5ad"):
+        E.run_evaluation([pred[0], pred[3], pred[2], pred[0]], evaluated["rp"], evaluated["ap"],
                          evaluated["ref"]["size_factors"], evaluated["ref"]["genes_de"],
                          evaluated["ref"]["peaks_de"], {}, "random", 0.01)

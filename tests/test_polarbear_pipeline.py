@@ -99,16 +99,24 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     totals = {p: v["total"] for p, v in sel["all"].items()}
     assert sel["point"] == min(totals, key=totals.get)
     assert set(sel["val_scores"]) >= {"rna_to_atac", "atac_to_rna", "total"}
-    out = [tmp_path / "pred" / f for f in ("atac_to_rna.h5ad", "rna_to_atac.h5ad", "latent.h5ad")]
+    out = [tmp_path / "pred" / f for f in ("atac_to_rna.h5ad", "rna_to_atac.h5ad", "latent.h5ad",
+                                           "atac_to_rna_rest.h5ad")]
     pb.predict_polarbear(mdir / "selected.json", mdir, data["coassay_rna"], data["coassay_atac"], scenario,
                          method, [0.1, 1, 10], *out)
     co = ad.read_h5ad(data["coassay_rna"])
     coa = ad.read_h5ad(data["coassay_atac"])
     test_names = co.obs_names[co.obs["split_random"] == "test"]
-    a2r, r2a, lat = (ad.read_h5ad(p) for p in out)
+    a2r, r2a, lat, rest = (ad.read_h5ad(p) for p in out)
     for a in (a2r, r2a, lat):
         assert list(a.obs_names) == list(test_names)
+    for a in (a2r, r2a, lat, rest):
         assert a.uns["method"] == method and a.uns["point"] == sel["point"]
+    # atac_to_rna_rest: the non-test (train + val) cells in processed order, same kind as atac_to_rna
+    assert list(rest.obs_names) == list(co.obs_names[co.obs["split_random"] != "test"])
+    assert list(rest.var_names) == list(co.var_names)
+    assert isinstance(rest.X, np.ndarray) and rest.X.dtype == np.float32
+    np.testing.assert_allclose(rest.X.sum(1), 1.0, rtol=1e-4)
+    assert (rest.X >= 0).all()
     assert isinstance(a2r.X, np.ndarray) and a2r.X.dtype == np.float32
     assert list(a2r.var_names) == list(co.var_names)
     np.testing.assert_allclose(a2r.X.sum(1), 1.0, rtol=1e-4)
