@@ -1,6 +1,8 @@
 # Shared helpers for all rule files (paths, grids, resources), included first by the Snakefile.
 import itertools
 
+from workflow_lib.sources import check_atac_downloads
+
 R = config["results"]
 SOURCE = config["source"]
 DEMO = SOURCE == "demo"
@@ -9,12 +11,43 @@ SCENARIOS = config["scenarios"]
 METHODS = config["methods"]
 MODALITY_KINDS = ["coassay_rna", "coassay_atac", "single_rna", "single_atac"]
 SINGLE_ATAC_SETS = list(config["single_atac_sets"])
+check_atac_downloads(config)  # every set's files (by format) have a downloads entry
 RES = config["resources"]
 
 
 def raw(name):
     """Path of one raw input file (downloaded for source=public, simulated for source=demo)."""
     return f"{R}/raw/{config['downloads'][name]['file']}"
+
+
+def atac_set(dataset):
+    return config["single_atac_sets"][dataset]
+
+
+def atac_format(dataset):
+    """'mtx_bed' (MatrixMarket + barcodes + BED, download keys <set>_atac_counts/_barcodes/_peaks)
+    or 'snap' (SnapATAC .snap files, download keys listed in the set's `files`)."""
+    return atac_set(dataset).get("format", "mtx_bed")
+
+
+SNAP_SETS = [d for d in SINGLE_ATAC_SETS if atac_format(d) == "snap"]
+
+
+def atac_peaks_bed(dataset):
+    """The BED of a set's own features (input of liftover): downloaded, or exported from snap."""
+    if atac_format(dataset) == "snap":
+        return f"{R}/interim/snap/{dataset}.bed"
+    return raw(f"{dataset}_atac_peaks")
+
+
+def atac_counts_inputs(dataset):
+    """Named inputs holding a set's counts for rule single_atac."""
+    if atac_format(dataset) == "snap":
+        return {"h5ad": f"{R}/interim/snap/{dataset}.h5ad"}
+    return {
+        "counts": raw(f"{dataset}_atac_counts"),
+        "barcodes": raw(f"{dataset}_atac_barcodes"),
+    }
 
 
 def atac_assembly(dataset):

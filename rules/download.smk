@@ -17,6 +17,7 @@ if DEMO:
         params:
             demo=config["demo"],
             files={n: config["downloads"][n]["file"] for n in DOWNLOAD_NAMES},
+            atac_sets=config["single_atac_sets"],
             outdir=lambda wc, output: os.path.dirname(output[0]),
         log:
             f"{R}/logs/simulate_demo/simulate_demo.log",

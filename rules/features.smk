@@ -85,7 +85,7 @@ rule lift_peaks:
         # peaks not in mm10 also need the (local) liftover chain
         unpack(
             lambda wc: {
-                "bed": raw(f"{wc.dataset}_atac_peaks"),
+                "bed": atac_peaks_bed(wc.dataset),
                 **(
                     {"chain": raw("mm9_to_mm10_chain")}
                     if atac_assembly(wc.dataset) != "mm10"
@@ -113,11 +113,39 @@ rule lift_peaks:
         "../scripts/lift_peaks.py"
 
 
+if SNAP_SETS:
+
+    rule snap_export:
+        input:
+            lambda wc: [raw(n) for n in atac_set(wc.dataset)["files"]],
+        output:
+            h5ad=f"{R}/interim/snap/{{dataset}}.h5ad",
+            bed=f"{R}/interim/snap/{{dataset}}.bed",
+        params:
+            frac=DOWNSAMPLE_FRAC,
+            seed=FEAT["downsample_seed"],
+            matrix=lambda wc: atac_set(wc.dataset).get("snap_matrix", "auto"),
+            bin_size=lambda wc: atac_set(wc.dataset).get("snap_bin_size", 5000),
+            min_fragments=lambda wc: atac_set(wc.dataset).get("snap_min_fragments", 0),
+        wildcard_constraints:
+            dataset="|".join(SNAP_SETS),
+        log:
+            f"{R}/logs/snap_export/{{dataset}}.log",
+        benchmark:
+            f"{R}/benchmarks/snap_export/{{dataset}}.tsv"
+        threads: 1
+        resources:
+            **FEAT_RES,
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/snap_export.py"
+
+
 rule single_atac:
     input:
-        counts=lambda wc: raw(f"{wc.dataset}_atac_counts"),
-        barcodes=lambda wc: raw(f"{wc.dataset}_atac_barcodes"),
-        bed=lambda wc: raw(f"{wc.dataset}_atac_peaks"),
+        unpack(lambda wc: atac_counts_inputs(wc.dataset)),
+        bed=lambda wc: atac_peaks_bed(wc.dataset),
         lifted=f"{R}/interim/peaks_mm10/{{dataset}}.bed",
         ref=f"{R}/features/peaks.bed",
     output:

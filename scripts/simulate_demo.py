@@ -4,4 +4,5 @@ from workflow_lib.simulate import simulate_demo
 
 log = get_logger(snakemake.log[0])
 with timed(log, "simulating the demo data set"):
-    simulate_demo(snakemake.params.outdir, dict(snakemake.params.demo), dict(snakemake.params.files))
+    simulate_demo(snakemake.params.outdir, dict(snakemake.params.demo), dict(snakemake.params.files),
+                  dict(snakemake.params.atac_sets))

@@ -39,6 +39,10 @@ def _mutations():
     yield "negative beta", lambda c: c["polarbear"]["grid"].update(beta=[-1])
     yield "missing resources", lambda c: c.pop("resources")
     yield "unknown assembly", lambda c: c["single_atac_sets"]["li"].update(assembly="hg19")
+    yield "unknown atac format", lambda c: c["single_atac_sets"]["li"].update(format="bam")
+    yield "snap set without files", lambda c: c["single_atac_sets"]["fang"].pop("files")
+    yield "snap matrix not PM/AM", lambda c: c["single_atac_sets"]["fang"].update(snap_matrix="GM")
+    yield "typo in atac set key", lambda c: c["single_atac_sets"]["fang"].update(snap_min_fragment=5)
 
 
 @pytest.mark.parametrize("what,mutate", list(_mutations()), ids=[m[0] for m in _mutations()])

@@ -17,6 +17,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from workflow_lib.simulate import REQUIRED_FILES, simulate_demo
+from workflow_lib.sources import atac_set_files
 
 DEMO = {
     "seed": 3, "n_coassay_cells": 500, "n_single_rna_cells": 900, "n_single_atac_li_cells": 700,
@@ -88,7 +89,8 @@ def sha(path):
 # ---------------------------------------------------------------- tests
 def test_all_files_and_determinism(sim, tmp_path):
     out, summary = sim
-    assert set(FILES) == set(REQUIRED_FILES)
+    atac = {k for n in ("li", "fang") for k in atac_set_files(n, None)}  # mtx_bed by default
+    assert set(FILES) == set(REQUIRED_FILES) | atac
     for key, name in FILES.items():
         assert (out / name).is_file() and (out / name).stat().st_size > 0, key
     again = simulate_demo(tmp_path, DEMO, FILES)
@@ -322,3 +324,32 @@ def test_chain_and_gtf_formats(sim):
     snare_genes = set(lines(out / FILES["snare_rna_genes"]))
     assert 0 < len(snare_genes - names) < 0.05 * len(snare_genes)  # a few absent from the GTF
     assert all(r[8].startswith('gene_id "') for r in gene_rows)
+
+
+def test_snap_format_set_split_over_sample_files(tmp_path):
+    """A set with format snap is written as SnapATAC files (read back with plain h5py): cells
+    split over the sample files, PM peaks as BED in the set's assembly, 1-based triplets, BD/UQ."""
+    files = dict(FILES, fang_s1="S1.snap", fang_s2="S2.snap")
+    sets = {"li": {"assembly": "mm10"}, "fang": {"assembly": "mm10", "format": "snap", "files": ["fang_s1", "fang_s2"]}}
+    summary = simulate_demo(tmp_path, DEMO, files, sets)
+    assert summary["fang"]["format"] == "snap" and summary["li"]["format"] == "mtx_bed"
+    assert not (tmp_path / FILES["fang_atac_counts"]).exists()
+    n_cells, peaks = [], None
+    for key in ("fang_s1", "fang_s2"):
+        with h5py.File(tmp_path / files[key], "r") as f:
+            assert f["HD/MG"][()] == b"SNAP"
+            bcs = [b.decode() for b in f["BD/name"][()]]
+            uq = f["BD/UQ"][()]
+            pk = (f["PM/peakChrom"][()], f["PM/peakStart"][()], f["PM/peakEnd"][()])
+            i, j = f["PM/idx"][()], f["PM/idy"][()]
+            assert len(uq) == len(bcs) and len(set(bcs)) == len(bcs)
+            assert i.min() >= 1 and i.max() <= len(bcs) and j.min() >= 1 and j.max() <= len(pk[0])
+            assert (pk[2] > pk[1]).all()
+            assert (uq < 1000).sum() >= 1 and (uq >= 1000).mean() > 0.9  # a few low-quality barcodes
+            peaks = pk if peaks is None else peaks
+            assert all((a == b).all() for a, b in zip(pk, peaks))  # same peak set in every sample
+            n_cells.append(len(bcs))
+    assert sum(n_cells) == DEMO["n_single_atac_fang_cells"] and abs(n_cells[0] - n_cells[1]) <= 1
+    assert summary["fang"]["n_peaks"] == len(peaks[0])
+    with pytest.raises(ValueError, match="fang_s2"):
+        simulate_demo(tmp_path / "x", DEMO, {k: v for k, v in files.items() if k != "fang_s2"}, sets)

@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import annotation, cells, genome, io, splits
+from . import snap as io_snap
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
 
 RNA_KINDS = ("coassay_rna", "single_rna")
@@ -118,19 +119,84 @@ def lift_peaks(bed, out_bed, out_report, chain=None, dataset: str = "", logger=N
     write_json(rep, out_report)
 
 
-def build_single_atac(counts, barcodes, bed, lifted_bed, ref_bed, out_h5ad, dataset: str,
-                      downsample_frac: float, seed: int, min_features: int, logger=None) -> None:
-    """One single-assay ATAC set -> cells x reference peaks (binary), downsampled BEFORE reading
-    the matrix, mapped by >= 1 bp overlap, cells with < min_features mapped peaks removed."""
+def export_snap_set(snaps: Sequence[str], out_h5ad, out_bed, dataset: str, downsample_frac: float,
+                    seed: int, matrix: str = "auto", bin_size: int = 5000, min_fragments: int = 0,
+                    logger=None) -> None:
+    """The snap files (samples) of one single-assay ATAC set -> one cells x features h5ad (raw
+    counts, not yet mapped) + the BED of its features in column order (for liftover).
+
+    Barcodes with < ``min_fragments`` unique fragments (``BD/UQ``) are dropped, then cells are
+    downsampled over all samples together BEFORE any matrix is read. Features are the union over
+    samples (sorted by chrom, start, end); obs names are ``<sample>:<barcode>`` (sample = file
+    name without ``.snap``), since barcodes repeat across samples.
+    """
     log = _log(logger)
+    samples = [Path(s).name.removesuffix(".snap") for s in snaps]
+    if len(set(samples)) != len(samples):
+        raise ValueError(f"{dataset}: snap files with the same sample name: {samples}")
+    passing = []
+    for path, name in zip(snaps, samples):
+        bcs, ok = io_snap.read_snap_barcodes(path, min_fragments=min_fragments)
+        log.info("%s: %d barcodes, %d with >= %d unique fragments", path, len(bcs), int(ok.sum()), min_fragments)
+        passing.append(np.flatnonzero(ok))
+    total = sum(len(p) for p in passing)
+    keep = cells.downsample_indices(total, downsample_frac, seed, key=dataset)
+    log.info("%s: downsampling %d -> %d cells (frac %g, seed %d)", dataset, total, len(keep), downsample_frac, seed)
+    offsets = np.cumsum([0] + [len(p) for p in passing])
+    parts = []
+    for k, (path, name) in enumerate(zip(snaps, samples)):
+        sel = keep[(keep >= offsets[k]) & (keep < offsets[k + 1])] - offsets[k]
+        with timed(log, f"reading {len(sel)} cells of {path}"):
+            parts.append(io_snap.read_snap(path, cells=passing[k][sel], matrix=matrix, bin_size=bin_size, sample=name))
+    feats = pd.concat([p.var[["chrom", "start", "end"]] for p in parts]).drop_duplicates()
+    feats = feats.sort_values(["chrom", "start", "end"], kind="stable")
+    col = pd.Series(np.arange(len(feats)), index=feats.index)
+    blocks = []
+    for p in parts:
+        X = p.X.tocoo()
+        blocks.append(sp.csr_matrix((X.data, (X.row, col.loc[p.var_names].to_numpy()[X.col])),
+                                    shape=(p.n_obs, len(feats)), dtype=np.float32))
+    X = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(feats)), dtype=np.float32)
+    obs = pd.concat([p.obs for p in parts])
+    obs["sample"] = np.repeat(samples, [p.n_obs for p in parts])
+    out = ad.AnnData(X=X, obs=obs, var=feats.copy())
+    out.uns["source"] = {"snap": [str(s) for s in snaps], "matrix": parts[0].uns["source"]["matrix"] if parts else matrix}
+    log.info("%s: %d cells x %d features from %d snap file(s) (%s)", dataset, out.n_obs, out.n_vars,
+             len(snaps), out.uns["source"]["matrix"])
+    write_bed(feats, out_bed)
+    write_h5ad(out, out_h5ad)
+
+
+def _read_single_atac(counts, barcodes, bed, h5ad, dataset, downsample_frac, seed, log):
+    """Raw counts of one single-assay ATAC set: MatrixMarket + barcodes + BED (downsampled while
+    streaming) or an h5ad from :func:`export_snap_set` (already downsampled)."""
+    if h5ad is not None:
+        a = ad.read_h5ad(h5ad)
+        return a, a.n_obs
     bcs = io.read_barcodes(barcodes)
     keep = cells.downsample_indices(len(bcs), downsample_frac, seed, key=dataset)
     log.info("%s: downsampling %d -> %d cells (frac %g, seed %d)", dataset, len(bcs), len(keep), downsample_frac, seed)
     with timed(log, f"reading {counts}"):
         a = io.read_atac_set(counts, barcodes, bed, cells=keep)
+    return a, len(keep)
+
+
+def build_single_atac(counts, barcodes, bed, lifted_bed, ref_bed, out_h5ad, dataset: str,
+                      downsample_frac: float, seed: int, min_features: int, logger=None,
+                      h5ad=None) -> None:
+    """One single-assay ATAC set -> cells x reference peaks (binary), downsampled BEFORE reading
+    the matrix, mapped by >= 1 bp overlap, cells with < min_features mapped peaks removed.
+
+    Input is either ``counts``/``barcodes``/``bed`` (mtx_bed format) or ``h5ad`` (snap format,
+    exported and downsampled by :func:`export_snap_set`; its features are ``bed``'s rows).
+    """
+    log = _log(logger)
+    a, n_sampled = _read_single_atac(counts, barcodes, bed, h5ad, dataset, downsample_frac, seed, log)
     lifted = read_bed4(lifted_bed)
     ref = read_bed4(ref_bed)
     qrows = lifted["name"].astype(np.int64).to_numpy()
+    if len(qrows) and qrows.max() >= a.n_vars:
+        raise InputFormatError(lifted_bed, f"query peak row {qrows.max()} outside the {a.n_vars} features of {dataset}")
     with timed(log, "overlap mapping"):
         qi, ri = genome.overlap_pairs(lifted, ref)
         M = sp.csr_matrix((np.ones(len(qi), np.float32), (qrows[qi], ri)), shape=(a.n_vars, len(ref)))
@@ -143,13 +209,13 @@ def build_single_atac(counts, barcodes, bed, lifted_bed, ref_bed, out_h5ad, data
     var = ref[["chrom", "start", "end"]].copy()
     var["n_query_peaks"] = hits
     out = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index([f"{dataset}:{b}" for b in a.obs_names])), var=var)
-    out.obs["barcode"] = a.obs_names.to_numpy().astype(str)
+    out.obs["barcode"] = (a.obs["barcode"] if "barcode" in a.obs else a.obs_names).to_numpy().astype(str)
     out, n_removed = cells.filter_min_features(out, min_features)
     log.info("%s: %d/%d query peaks overlap a reference peak; %d/%d reference peaks hit; "
              "%d cells with < %d mapped peaks removed, %d kept", dataset, n_q_mapped, a.n_vars,
              int((hits > 0).sum()), len(ref), n_removed, min_features, out.n_obs)
     out.uns["mapping"] = {"dataset": dataset, "n_query": int(a.n_vars), "n_lifted": int(len(lifted)),
-                          "n_query_mapped": n_q_mapped, "n_cells_sampled": int(len(keep)),
+                          "n_query_mapped": n_q_mapped, "n_cells_sampled": int(n_sampled),
                           "n_cells_removed": int(n_removed), "n_cells": int(out.n_obs)}
     write_h5ad(out, out_h5ad)
 

@@ -31,6 +31,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .fileutils import atomic_path
+from .snap import write_snap
+from .sources import atac_set_files
 
 # mm10 chromosome sizes (UCSC), the demo genome.
 MM10_SIZES = {
@@ -673,18 +675,33 @@ def _write_gtf(genes: pd.DataFrame, path) -> None:
 REQUIRED_FILES = (
     "snare_rna_counts", "snare_rna_barcodes", "snare_rna_genes", "snare_atac_counts",
     "snare_atac_barcodes", "snare_atac_peaks", "snare_metadata", "zeisel_loom",
-    "li_atac_counts", "li_atac_barcodes", "li_atac_peaks", "fang_atac_counts",
-    "fang_atac_barcodes", "fang_atac_peaks", "mm9_to_mm10_chain", "gencode_gtf",
+    "mm9_to_mm10_chain", "gencode_gtf",
 )
+ATAC_SET_NAMES = ("li", "fang")
 
 
-def simulate_demo(outdir, demo: dict, files: dict[str, str]) -> dict:
+def _snap_fragments(r, counts: sp.csr_matrix) -> np.ndarray:
+    """Unique-fragment counts (BD/UQ) for simulated snap cells: ~20 fragments per accessible peak
+    (most fragments fall outside peaks), so the thinned low-quality cells fall below 1000."""
+    nnz = np.diff(counts.indptr).astype(np.float64)
+    return np.round(nnz * 20 * np.exp(0.1 * r.normal(size=len(nnz)))).astype(np.int64)
+
+
+def simulate_demo(outdir, demo: dict, files: dict[str, str], atac_sets: dict | None = None) -> dict:
     """Simulate the demo data set and write all raw files into ``outdir``.
 
-    ``demo`` = config['demo']; ``files`` maps every download key to its file name. Returns a
-    small JSON-serialisable summary (sizes, densities, labels, markers, expected mapping).
+    ``demo`` = config['demo']; ``files`` maps every download key to its file name;
+    ``atac_sets`` = config['single_atac_sets'] (format per set: ``mtx_bed`` default, or ``snap``
+    with its ``files`` keys; a snap set's cells are split evenly over its files, one file per
+    sample). Returns a small JSON-serialisable summary (sizes, densities, labels, markers,
+    expected mapping).
     """
-    missing = [k for k in REQUIRED_FILES if k not in files]
+    atac_sets = atac_sets or {}
+    for name in atac_sets:
+        if name not in ATAC_SET_NAMES:
+            raise ValueError(f"the demo simulates single-assay ATAC sets {ATAC_SET_NAMES}, not {name!r}")
+    req = list(REQUIRED_FILES) + [k for n in ATAC_SET_NAMES for k in atac_set_files(n, atac_sets.get(n))]
+    missing = [k for k in req if k not in files]
     if missing:
         raise ValueError(f"files is missing download keys: {missing}")
     outdir = Path(outdir)
@@ -819,11 +836,21 @@ def simulate_demo(outdir, demo: dict, files: dict[str, str]) -> dict:
             order = _chrom_order(pk)
             pk = pk.iloc[order].reset_index(drop=True)
             counts = counts[:, order]
-        _write_mtx_gz(counts, outdir / files[f"{name}_atac_counts"])
-        _write_lines_gz(s["barcodes"], outdir / files[f"{name}_atac_barcodes"])
-        bed = [f"{c}\t{a}\t{b}" for c, a, b in pk[["chrom", "start", "end"]].itertuples(index=False)]
-        _write_lines_gz(bed, outdir / files[f"{name}_atac_peaks"])
-        summary[name] = {
+        spec = atac_sets.get(name) or {}
+        if spec.get("format", "mtx_bed") == "snap":
+            keys = atac_set_files(name, spec)
+            if not keys:
+                raise ValueError(f"single_atac_sets.{name}: format snap needs a non-empty files list")
+            uq = _snap_fragments(_rng(seed, 60 + ATAC_SET_NAMES.index(name)), counts)
+            for key, rows in zip(keys, np.array_split(np.arange(counts.shape[0]), len(keys))):
+                write_snap(outdir / files[key], [s["barcodes"][i] for i in rows], counts[rows],
+                           peaks=pk[["chrom", "start", "end"]], unique_fragments=uq[rows])
+        else:
+            _write_mtx_gz(counts, outdir / files[f"{name}_atac_counts"])
+            _write_lines_gz(s["barcodes"], outdir / files[f"{name}_atac_barcodes"])
+            bed = [f"{c}\t{a}\t{b}" for c, a, b in pk[["chrom", "start", "end"]].itertuples(index=False)]
+            _write_lines_gz(bed, outdir / files[f"{name}_atac_peaks"])
+        summary[name] = {"format": spec.get("format", "mtx_bed"),
             "n_cells": counts.shape[0], "n_peaks": len(pk), "n_low_quality": s["low"],
             "assembly": "mm9" if name == mm9_set else "mm10",
             "peak_kinds": {k: int(v) for k, v in pk["kind"].value_counts().sort_index().items()},
