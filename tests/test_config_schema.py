@@ -25,6 +25,13 @@ def test_every_download_has_url_file_and_checksum_key(default_config):
     assert len(geo) == 6 and all(d["md5"] for d in geo)
 
 
+def test_checksum_url_accepted(schema, default_config):
+    cfg = copy.deepcopy(default_config)
+    for u in ("https://example.org/pub/MD5SUMS", "http://example.org/md5sum.txt", "file:///data/SHA256SUMS"):
+        cfg["downloads"]["snare_metadata"]["checksum_url"] = u
+        jsonschema.validate(cfg, schema)
+
+
 def _mutations():
     yield "unknown source", lambda c: c.update(source="internet")
     yield "negative seed", lambda c: c.update(seed=-1)
@@ -35,6 +42,8 @@ def _mutations():
     yield "bad md5", lambda c: c["downloads"]["snare_rna_genes"].update(md5="xyz")
     yield "ftp url", lambda c: c["downloads"]["gencode_gtf"].update(url="ftp://x/y.gtf.gz")
     yield "download without url", lambda c: c["downloads"]["gencode_gtf"].pop("url")
+    yield "ftp checksum_url", lambda c: c["downloads"]["gencode_gtf"].update(checksum_url="ftp://x/MD5SUMS")
+    yield "checksum_url not a string", lambda c: c["downloads"]["gencode_gtf"].update(checksum_url=None)
     yield "empty latent grid", lambda c: c["polarbear"]["grid"].update(latent=[])
     yield "negative beta", lambda c: c["polarbear"]["grid"].update(beta=[-1])
     yield "missing resources", lambda c: c.pop("resources")
