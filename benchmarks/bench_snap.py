@@ -1,6 +1,6 @@
 """Benchmark: reading SnapATAC .snap samples (snap_export) at a real sample's size.
 
-Default: one sample of 15,000 barcodes x the 5 kb bin matrix of mm10 (~546,000 bins) with 5,000
+Default: one sample of 15,000 barcodes x the 5 kb bin matrix of the mm10 autosomes (~493,000 bins), 5,000
 non-zero bins per barcode (7.5e7 triplets; a CEMBA snATAC nucleus has ~5-10k unique fragments),
 the shape SnapATAC writes (AM/5000, gzip-compressed uint32/uint8 triplets). Measures
 :func:`workflow_lib.prepare.export_snap_set` (QC on BD/UQ, downsampling to 20% before reading, the
