@@ -203,6 +203,39 @@ def test_translate_matches_workflow_predictions(trained, tmp_path):
     np.testing.assert_allclose(r2a.X, ref_r2a.X, rtol=1e-3, atol=1e-5)
 
 
+def test_translate_to_file_in_chunks_equals_in_memory(trained, tmp_path, monkeypatch):
+    """The CLI writes predictions block by block (chunk of 7 cells, uneven last block); the file
+    reads back as a normal h5ad identical to translate_adata, and a failure mid-way leaves no file."""
+    model = load_model_dir(trained["model"])
+    test = trained["test"]
+    rna = trained["co_rna"][test].copy()
+    ref = cli.translate_adata(model, rna, "rna-to-atac")
+    out = tmp_path / "chunked.h5ad"
+    direction, shape = cli.translate_to_file(model, rna, out, "rna-to-atac", chunk_cells=7)
+    got = ad.read_h5ad(out)
+    assert direction == "rna-to-atac" and shape == ref.shape == got.shape and rna.n_obs % 7 != 0
+    np.testing.assert_allclose(got.X, ref.X, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got.layers["norm"], ref.layers["norm"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(got.obsm["translated_latent"], ref.obsm["translated_latent"])
+    assert list(got.var_names) == list(ref.var_names) and list(got.obs_names) == list(ref.obs_names)
+    assert got.uns["direction"] == "rna-to-atac" and "predicted_atac_depth_factor" in got.obs
+
+    calls = {"n": 0}
+    orig = cli._Translation.profiles
+
+    def failing(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated crash in block 2")
+        return orig(self, rows)
+
+    monkeypatch.setattr(cli._Translation, "profiles", failing)
+    bad = tmp_path / "crash.h5ad"
+    with pytest.raises(RuntimeError, match="block 2"):
+        cli.translate_to_file(model, rna, bad, "rna-to-atac", chunk_cells=7)
+    assert not bad.exists() and not list(tmp_path.glob("*crash*"))
+
+
 def test_missing_and_extra_features_fill_rule(trained, tmp_path, capsys):
     test = trained["test"]
     rna = trained["co_rna"][test].copy()

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .fileutils import InputFormatError, get_logger, timed, write_h5ad, write_json, write_tsv
+from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
 from .model_dir import (
     DEFAULT_MAX_MISSING_FRAC,
     FeatureMatch,
@@ -203,6 +203,66 @@ class Runtime:
         return np.exp(log_d).astype(np.float32)
 
 
+class _Translation:
+    """Everything of a translation except the (large) predicted profiles, which
+    :meth:`profiles` decodes for any block of cells."""
+
+    def __init__(self, model: ModelDir, adata, direction: str | None, *, batch_key: str, batch, target_batch,
+                 max_missing_frac: float, path, device, logger):
+        if direction is None:
+            src = detect_modality(model, adata)
+            direction = f"{src}-to-{'atac' if src == 'rna' else 'rna'}"
+        if direction not in DIRECTIONS:
+            raise CLIError(f"unknown direction {direction!r}; use one of {sorted(DIRECTIONS)}")
+        self.direction = direction
+        self.source, self.target = DIRECTIONS[direction]
+        self.rt = Runtime(model, device)
+        fm = _match(model, adata, self.source, max_missing_frac, path, logger)
+        onehot, binfo = resolve_batch(adata, self.source, model, batch_key, batch, logger)
+        self.t_onehot, tb = target_onehot(model, self.target, adata.n_obs, target_batch)
+        self.mu = self.rt.encode(self.source, fm.X, onehot)
+        self.z = self.rt.translate_latent(self.source, self.mu)
+        var = pd.DataFrame(index=pd.Index(model.features(self.target), name=None))
+        if self.target == "atac":
+            parts = var.index.str.extract(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
+            if parts.notna().all().all():
+                var["chrom"] = parts["chrom"].to_numpy()
+                var["start"] = parts["start"].astype(np.int64).to_numpy()
+                var["end"] = parts["end"].astype(np.int64).to_numpy()
+        self.var = var
+        self.obs = adata.obs.copy()
+        self.d_hat = None
+        if self.target == "atac":
+            self.d_hat = self.rt.atac_depth(fm.X, self.mu)
+            self.obs["predicted_atac_depth_factor"] = self.d_hat
+        self.uns = {"method": "polarbear", "point": str(model.card.get("point", "")), "direction": direction,
+                    "model": str(model.path), "target_batch": tb, "input_features": fm.uns(),
+                    "input_batch": binfo}
+
+    def profiles(self, rows: slice) -> tuple[np.ndarray, np.ndarray | None]:
+        """(X, layers['norm'] or None) of the cells in ``rows``."""
+        norm = self.rt.decode_norm(self.target, self.z[rows], self.t_onehot[rows])
+        if self.target == "rna":
+            return norm, None
+        import torch
+
+        from .models.distributions import depth_scaled_prob
+
+        raw = depth_scaled_prob(torch.from_numpy(norm), torch.from_numpy(self.d_hat[rows]).reshape(-1, 1)).numpy()
+        return raw.astype(np.float32), norm
+
+    def skeleton(self, X=None, norm=None):
+        import anndata as ad
+
+        out = ad.AnnData(X=X, obs=self.obs, var=self.var)
+        if norm is not None:
+            out.layers["norm"] = norm
+        out.obsm["latent"] = self.mu.astype(np.float32)
+        out.obsm["translated_latent"] = self.z
+        out.uns.update(self.uns)
+        return out
+
+
 def translate_adata(model: ModelDir, adata, direction: str | None = None, *, batch_key: str = "batch",
                     batch: str | None = None, target_batch: str | None = None,
                     max_missing_frac: float = DEFAULT_MAX_MISSING_FRAC, path="<input>", device=None,
@@ -213,52 +273,51 @@ def translate_adata(model: ModelDir, adata, direction: str | None = None, *, bat
     the stored ridge regressor), ``layers['norm']`` = depth-normalised probabilities.
     atac-to-rna: X = normalised expression (rows sum to 1, the paper's "norm estimation").
     Both: ``obsm['latent']`` (source VAE mean), ``obsm['translated_latent']`` (in the target space).
+    Everything is held in memory: for many cells use :func:`translate_to_file`.
     """
-    import anndata as ad
+    tr = _Translation(model, adata, direction, batch_key=batch_key, batch=batch, target_batch=target_batch,
+                      max_missing_frac=max_missing_frac, path=path, device=device, logger=logger)
+    X, norm = tr.profiles(slice(0, adata.n_obs))
+    return tr.skeleton(X, norm)
 
-    if direction is None:
-        source = detect_modality(model, adata)
-        direction = f"{source}-to-{'atac' if source == 'rna' else 'rna'}"
-    if direction not in DIRECTIONS:
-        raise CLIError(f"unknown direction {direction!r}; use one of {sorted(DIRECTIONS)}")
-    source, target = DIRECTIONS[direction]
-    rt = Runtime(model, device)
-    fm = _match(model, adata, source, max_missing_frac, path, logger)
-    onehot, binfo = resolve_batch(adata, source, model, batch_key, batch, logger)
-    t_onehot, tb = target_onehot(model, target, adata.n_obs, target_batch)
-    mu = rt.encode(source, fm.X, onehot)
-    z = rt.translate_latent(source, mu)
-    norm = rt.decode_norm(target, z, t_onehot)
-    var = pd.DataFrame(index=pd.Index(model.features(target), name=None))
-    if target == "atac":
-        parts = var.index.str.extract(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
-        if parts.notna().all().all():
-            var["chrom"] = parts["chrom"].to_numpy()
-            var["start"] = parts["start"].astype(np.int64).to_numpy()
-            var["end"] = parts["end"].astype(np.int64).to_numpy()
-    obs = adata.obs.copy()
-    if target == "atac":
-        import torch
 
-        from .models.distributions import depth_scaled_prob
+def translate_to_file(model: ModelDir, adata, output, direction: str | None = None, *, chunk_cells: int = 512,
+                      batch_key: str = "batch", batch: str | None = None, target_batch: str | None = None,
+                      max_missing_frac: float = DEFAULT_MAX_MISSING_FRAC, path="<input>", device=None,
+                      logger=None) -> tuple[str, tuple[int, int]]:
+    """:func:`translate_adata` written straight to ``output`` (h5ad) ``chunk_cells`` cells at a time.
 
-        d_hat = rt.atac_depth(fm.X, mu)
-        raw = depth_scaled_prob(torch.from_numpy(norm), torch.from_numpy(d_hat).reshape(-1, 1)).numpy()
-        out = ad.AnnData(X=raw.astype(np.float32), obs=obs, var=var)
-        out.layers["norm"] = norm
-        out.obs["predicted_atac_depth_factor"] = d_hat
-    else:
-        out = ad.AnnData(X=norm, obs=obs, var=var)
-    out.obsm["latent"] = mu.astype(np.float32)
-    out.obsm["translated_latent"] = z
-    out.uns["method"] = "polarbear"
-    out.uns["point"] = str(model.card.get("point", ""))
-    out.uns["direction"] = direction
-    out.uns["model"] = str(model.path)
-    out.uns["target_batch"] = tb
-    out.uns["input_features"] = fm.uns()
-    out.uns["input_batch"] = binfo
-    return out
+    The dense predictions (n cells x 220k peaks is ~0.9 MB per cell and array) never exist in
+    memory as a whole: obs/var/obsm/uns are written by anndata, ``X`` (and ``layers['norm']``)
+    are dense HDF5 datasets filled block by block. The file appears under its final name only
+    when complete. Returns (direction, shape).
+    """
+    import h5py
+
+    log = logger or get_logger()
+    tr = _Translation(model, adata, direction, batch_key=batch_key, batch=batch, target_batch=target_batch,
+                      max_missing_frac=max_missing_frac, path=path, device=device, logger=logger)
+    n, p = adata.n_obs, len(tr.var)
+    chunk_cells = max(1, int(chunk_cells))
+    with atomic_path(output) as tmp:
+        tr.skeleton().write_h5ad(tmp)
+        with h5py.File(tmp, "a") as f:
+            names = ["X"] + (["layers/norm"] if tr.target == "atac" else [])
+            dsets = []
+            for name in names:
+                d = f.create_dataset(name, shape=(n, p), dtype="float32",
+                                     chunks=(max(1, min(n, 64)), max(1, min(p, 16384))) if n and p else None)
+                d.attrs["encoding-type"] = "array"
+                d.attrs["encoding-version"] = "0.2.0"
+                dsets.append(d)
+            for s in range(0, n, chunk_cells):
+                rows = slice(s, min(n, s + chunk_cells))
+                X, norm = tr.profiles(rows)
+                dsets[0][rows] = X
+                if norm is not None:
+                    dsets[1][rows] = norm
+                log.info("translated cells %d-%d of %d", rows.start + 1, rows.stop, n)
+    return tr.direction, (n, p)
 
 
 def nearest(query: np.ndarray, reference: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -517,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--direction", choices=sorted(DIRECTIONS), help="default: detected from the feature names")
     tr.add_argument("--batch", help="batch for cells whose label is not a model batch (default: co-assay batch)")
     tr.add_argument("--target-batch", help="batch to decode the prediction in (default: co-assay batch)")
+    tr.add_argument("--chunk-cells", type=int, default=512,
+                    help="cells decoded and written at a time (bounds memory; default 512)")
 
     al = sub.add_parser("align", help="match cells of an RNA and an ATAC h5ad by latent distance")
     common_input(al)
@@ -564,11 +625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             model = load_model_dir(args.model)
             adata = read_input(args.input, "input")
             with timed(log, f"translate {adata.n_obs} cells"):
-                out = translate_adata(model, adata, args.direction, batch_key=args.batch_key, batch=args.batch,
-                                      target_batch=args.target_batch, max_missing_frac=args.max_missing_frac,
-                                      path=args.input, logger=log)
-            write_h5ad(out, args.output)
-            log.info("wrote %s (%s, %d cells x %d features)", args.output, out.uns["direction"], *out.shape)
+                direction, shape = translate_to_file(
+                    model, adata, args.output, args.direction, chunk_cells=args.chunk_cells,
+                    batch_key=args.batch_key, batch=args.batch, target_batch=args.target_batch,
+                    max_missing_frac=args.max_missing_frac, path=args.input, logger=log)
+            log.info("wrote %s (%s, %d cells x %d features)", args.output, direction, *shape)
         elif args.command == "align":
             model = load_model_dir(args.model)
             rna, atac = read_input(args.rna, "RNA"), read_input(args.atac, "ATAC")
