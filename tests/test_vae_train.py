@@ -129,3 +129,31 @@ def test_resume_equals_uninterrupted(tmp_path):
     r3 = fit(m3, loss, SparseCellLoader(X, rows[:48], 16, True, 1, cov),
              SparseCellLoader(X, rows[48:], 16, False, 1, cov), cfg2, tmp_path / "k.ckpt")
     assert r3["epochs_run"] == 2
+
+
+def test_atac_hidden_rules_widths_and_reload(tmp_path):
+    """total: half the geometric mean of ALL peaks and the latent, split by peak share;
+    per_chromosome: that rule per chromosome (authors' code). Saved configs rebuild the same net."""
+    from workflow_lib.models.vae import atac_block_widths, hidden_width
+
+    sizes, latent = [400, 100, 25], 10
+    total = atac_block_widths(sizes, latent, "total")
+    assert sum(total) == hidden_width(525, latent) == 36 and total[0] > total[1] > total[2]
+    per = atac_block_widths(sizes, latent, "per_chromosome")
+    assert per == [32, 16, 8]  # round(0.5 * sqrt(n * 10))
+    with pytest.raises(ValueError, match="per_chromosome"):
+        atac_block_widths(sizes, latent, "dense")
+    model = ATACVAE(525, 2, latent, sizes, dropout=0.0, hidden_rule="per_chromosome")
+    assert model.enc1.out_sizes == per and model.dec_out.in_sizes == per
+    assert model.config()["hidden_rule"] == "per_chromosome" and model.config()["hidden"] == 56
+    n_default = sum(p.numel() for p in ATACVAE(525, 2, latent, sizes, dropout=0.0).parameters())
+    n_per = sum(p.numel() for p in model.parameters())
+    assert n_per > n_default
+    save_module(model, model.config(), tmp_path / "a.pt")
+    back = load_vae(tmp_path / "a.pt")
+    assert sum(p.numel() for p in back.parameters()) == n_per
+    y = (torch.rand(4, 525) < 0.2).float()
+    b = torch.eye(2)[[0, 1, 0, 1]]
+    model.eval()
+    back.eval()
+    torch.testing.assert_close(back.encode(y, b)[0], model.encode(y, b)[0])

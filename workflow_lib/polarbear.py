@@ -162,6 +162,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
         chroms = chrom_block_sizes(co.var["chrom"].astype(str))
         depth_ref = float(np.mean(np.diff(X.indptr)[train]))
         model = ATACVAE(X.shape[1], onehot.shape[1], hp["latent"], chroms, dropout=dropout,
+                        hidden_rule=str(fit_params.get("atac_hidden", "total")),
                         depth_ref=depth_ref, **meta)
         size = model.size_covariate(X)
     else:

@@ -49,6 +49,25 @@ def hidden_width(n_in: int, latent: int) -> int:
     return max(2, int(round(0.5 * math.sqrt(n_in * latent))))
 
 
+ATAC_HIDDEN_RULES = ("total", "per_chromosome")
+
+
+def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "total",
+                      hidden: int | None = None) -> list[int]:
+    """Hidden units per chromosome block of the ATAC VAE's within-chromosome layers.
+
+    ``total`` (the paper's text): hidden = half the geometric mean of ALL peaks and the latent
+    size, shared over chromosomes in proportion to their peaks (1,174 units at 220k peaks,
+    latent 25). ``per_chromosome`` (the authors' code): each chromosome gets half the geometric
+    mean of ITS peaks and the latent size (~5,100 units at 220k peaks, ~4x the parameters).
+    """
+    if rule == "total":
+        return proportional_sizes(hidden or hidden_width(sum(chrom_sizes), latent), chrom_sizes)
+    if rule == "per_chromosome":
+        return [hidden_width(int(n), latent) for n in chrom_sizes]
+    raise ValueError(f"atac hidden rule must be one of {ATAC_HIDDEN_RULES}, not {rule!r}")
+
+
 def _block(n_in, n_out, dropout):
     return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), nn.ReLU(), nn.Dropout(dropout))
 
@@ -125,17 +144,18 @@ class ATACVAE(_VAEBase):
     kind = "atac"
 
     def __init__(self, n_peaks: int, n_batches: int, latent: int, chrom_sizes: Sequence[int],
-                 hidden: int | None = None, dropout: float = 0.1, depth_ref: float = 1.0, **meta):
+                 hidden: int | None = None, dropout: float = 0.1, depth_ref: float = 1.0,
+                 hidden_rule: str = "total", **meta):
         super().__init__()
         chrom_sizes = [int(c) for c in chrom_sizes]
         if sum(chrom_sizes) != n_peaks:
             raise ValueError(f"chromosome block sizes sum to {sum(chrom_sizes)}, expected {n_peaks} peaks")
-        hidden = hidden or hidden_width(n_peaks, latent)
-        hs = proportional_sizes(hidden, chrom_sizes)
+        hs = atac_block_widths(chrom_sizes, latent, hidden_rule, hidden if hidden_rule == "total" else None)
+        hidden = sum(hs) if hidden_rule == "per_chromosome" else (hidden or hidden_width(n_peaks, latent))
         h = sum(hs)
         self._config = dict(kind=self.kind, n_peaks=int(n_peaks), n_batches=int(n_batches), latent=int(latent),
                             chrom_sizes=chrom_sizes, hidden=int(hidden), dropout=float(dropout),
-                            depth_ref=float(depth_ref), **meta)
+                            depth_ref=float(depth_ref), hidden_rule=str(hidden_rule), **meta)
         self.n_peaks, self.n_batches, self.latent = n_peaks, n_batches, latent
         self.depth_ref = float(depth_ref)
         # encoder: chrom-split, chrom-split, dense
