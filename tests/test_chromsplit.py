@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.models.chromsplit import ChromSplitLinear, chrom_block_sizes, proportional_sizes
+from workflow_lib.models.chromsplit import BlockLayerNorm, ChromSplitLinear, chrom_block_sizes, proportional_sizes
 
 
 def test_chrom_block_sizes_run_lengths():
@@ -52,3 +52,19 @@ def test_memory_scales_with_blocks():
     n_params = sum(p.numel() for p in layer.parameters())
     assert n_params == sum(i * o for i, o in zip(ins, outs)) == 19 * 1000 * 10
     assert n_params < sum(ins) * sum(outs) / 10
+
+
+@pytest.mark.parametrize("sizes", [[4, 4, 4], [5, 7, 3, 1]])
+def test_block_layer_norm_normalises_each_block_alone(sizes):
+    torch.manual_seed(2)
+    ln = BlockLayerNorm(sizes)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-1, 1)
+    x = torch.randn(6, sum(sizes)) * 4 + 2
+    ref = torch.cat([torch.nn.functional.layer_norm(p, (p.shape[-1],)) for p in torch.split(x, sizes, -1)], -1)
+    torch.testing.assert_close(ln(x), ref * ln.weight + ln.bias)
+    # a shift of one block's inputs changes nothing (each block is centred on its own)
+    x2 = x.clone()
+    x2[:, :sizes[0]] += 10.0
+    torch.testing.assert_close(ln(x2), ln(x), atol=1e-4, rtol=1e-4)

@@ -44,7 +44,10 @@ def test_batch_onehot_and_loader():
 
 
 def test_kl_warmup():
-    assert kl_weight(2.0, 0, 4) == 0.5 and kl_weight(2.0, 3, 4) == 2.0 and kl_weight(2.0, None, 4) == 2.0
+    """The authors' schedule: KL-free first epoch, linear to beta over the warm-up, after a KL-free start."""
+    assert kl_weight(2.0, 0, 4) == 0.0 and kl_weight(2.0, 1, 4) == 0.5 and kl_weight(2.0, 4, 4) == 2.0
+    assert kl_weight(2.0, 9, 4) == 2.0 and kl_weight(2.0, None, 4) == 2.0 and kl_weight(2.0, 0, 0) == 2.0
+    assert kl_weight(1.0, 2, 4, start_epochs=3) == 0.0 and kl_weight(1.0, 5, 4, start_epochs=3) == 0.5
 
 
 def _rna_setup(seed=0, dropout=0.0):
@@ -65,7 +68,7 @@ def test_rna_vae_overfits_tiny_batch(tmp_path):
     loss = vae_loss_fn(0.0, 0)
     with torch.no_grad():
         start = float(loss(model.eval(), next(iter(vl)), None))
-    cfg = FitConfig(batch_size=64, learning_rate=2e-2, max_epochs=60, patience=60)
+    cfg = FitConfig(batch_size=64, learning_rate=2e-2, max_epochs=150, patience=150)
     res = fit(model, loss, tl, vl, cfg, tmp_path / "c.ckpt")
     assert res["best_val_loss"] < 0.7 * start
     # deterministic inference
@@ -139,16 +142,16 @@ def test_atac_hidden_rules_widths_and_reload(tmp_path):
     sizes, latent = [400, 100, 25], 10
     total = atac_block_widths(sizes, latent, "total")
     assert sum(total) == hidden_width(525, latent) == 36 and total[0] > total[1] > total[2]
-    per = atac_block_widths(sizes, latent, "per_chromosome")
-    assert per == [32, 16, 8]  # round(0.5 * sqrt(n * 10))
+    per = atac_block_widths(sizes, latent, "per_chromosome", n_batches=2)
+    assert per == [31, 15, 8]  # int(sqrt((n + n_batches) * 10) / 2), as the authors' code
     with pytest.raises(ValueError, match="per_chromosome"):
         atac_block_widths(sizes, latent, "dense")
-    model = ATACVAE(525, 2, latent, sizes, dropout=0.0, hidden_rule="per_chromosome")
+    model = ATACVAE(525, 2, latent, sizes, dropout=0.0)  # per_chromosome is the default
     assert model.enc1.out_sizes == per and model.dec_out.in_sizes == per
-    assert model.config()["hidden_rule"] == "per_chromosome" and model.config()["hidden"] == 56
-    n_default = sum(p.numel() for p in ATACVAE(525, 2, latent, sizes, dropout=0.0).parameters())
+    assert model.config()["hidden_rule"] == "per_chromosome" and model.config()["hidden"] == 54
+    n_total = sum(p.numel() for p in ATACVAE(525, 2, latent, sizes, dropout=0.0, hidden_rule="total").parameters())
     n_per = sum(p.numel() for p in model.parameters())
-    assert n_per > n_default
+    assert n_per > n_total
     save_module(model, model.config(), tmp_path / "a.pt")
     back = load_vae(tmp_path / "a.pt")
     assert sum(p.numel() for p in back.parameters()) == n_per
@@ -157,3 +160,52 @@ def test_atac_hidden_rules_widths_and_reload(tmp_path):
     model.eval()
     back.eval()
     torch.testing.assert_close(back.encode(y, b)[0], model.encode(y, b)[0])
+
+
+class _PlantedCode:
+    """Pickles as a call to ``open(path, 'w')``: loading it with pickle would create the file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_with_pickled_code_is_not_executed(tmp_path, caplog):
+    """Checkpoints are read with torch.load(weights_only=True): a planted pickle does not run, the
+    checkpoint is ignored with a warning and training starts over."""
+    marker = tmp_path / "code_ran"
+    ckpt = tmp_path / "vae.ckpt"
+    torch.save({"key": _PlantedCode(marker), "model": {}}, ckpt)
+    model, X, cov, rows = _rna_setup()
+    cfg = FitConfig(batch_size=32, learning_rate=1e-3, max_epochs=2, patience=5)
+    with caplog.at_level("WARNING"):
+        res = fit(model, vae_loss_fn(0.0, 0), SparseCellLoader(X, rows, 32, True, 0, cov),
+                  SparseCellLoader(X, rows, 32, False, 0, cov), cfg, ckpt)
+    assert not marker.exists()
+    assert "ignoring unreadable checkpoint" in caplog.text
+    assert res["epochs_run"] == 2 and res["stop_reason"] == "epoch_cap" and not res["converged"]
+    # the checkpoint written in its place is plain tensors + containers: weights_only loads it
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+
+
+def test_fit_records_why_it_stopped_and_waits_for_min_steps(tmp_path):
+    """stop_reason/converged say whether early stopping or the epoch cap ended training; no epoch
+    before min_steps optimiser steps can be the best one."""
+    model, X, cov, rows = _rna_setup()
+    tl = SparseCellLoader(X, rows, 16, True, 0, cov)   # 4 steps per epoch
+    vl = SparseCellLoader(X, rows, 64, False, 0, cov)
+    # a validation loss that only gets worse: without min_steps epoch 0 would be restored
+    calls = {"n": 0}
+
+    def worsening(m, b, e):
+        calls["n"] += 1
+        return torch.tensor(float(calls["n"]))
+    res = fit(model, vae_loss_fn(0.0, 0), tl, vl, FitConfig(16, 1e-3, 50, 3, min_steps=20), None,
+              val_fn=worsening)
+    assert res["stop_reason"] == "early_stopping" and res["converged"]
+    assert res["best_epoch"] == 4 and res["history"][4]["steps"] == 20   # first epoch with >= 20 steps
+    assert res["epochs_run"] == 8                                         # + patience 3
+    res2 = fit(model, vae_loss_fn(0.0, 0), tl, vl, FitConfig(16, 1e-3, 3, 10), None)
+    assert res2["stop_reason"] == "epoch_cap" and not res2["converged"] and res2["max_epochs"] == 3

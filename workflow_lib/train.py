@@ -38,6 +38,9 @@ class FitConfig:
     patience: int
     seed: int = 0
     kl_warmup_epochs: int = 0
+    kl_start_epochs: int = 0
+    adam_eps: float = 1e-8
+    min_steps: int = 0
 
     @classmethod
     def from_params(cls, params: dict, seed: int = 0) -> "FitConfig":
@@ -46,14 +49,23 @@ class FitConfig:
             batch_size=int(params["batch_size"]), learning_rate=float(params["learning_rate"]),
             max_epochs=int(params["max_epochs"]), patience=int(params["patience"]), seed=int(seed),
             kl_warmup_epochs=int(params.get("kl_warmup_epochs", 0) or 0),
+            kl_start_epochs=int(params.get("kl_start_epochs", 0) or 0),
+            adam_eps=float(params.get("adam_eps", 1e-8)),
+            min_steps=int(params.get("min_steps", 0) or 0),
         )
 
 
-def kl_weight(beta: float, epoch: int | None, warmup_epochs: int) -> float:
-    """Linear KL warm-up: beta * min(1, (epoch + 1) / warmup); full beta when epoch is None."""
-    if epoch is None or warmup_epochs <= 0:
+def kl_weight(beta: float, epoch: int | None, warmup_epochs: int, start_epochs: int = 0) -> float:
+    """KL weight of an epoch, as the authors' code: 0 for the first ``start_epochs`` epochs, then
+    ``beta * min(1, (epoch - start) / warmup)`` (so the first warm-up epoch is KL-free); full beta
+    when ``epoch`` is None."""
+    if epoch is None:
         return float(beta)
-    return float(beta) * min(1.0, (epoch + 1) / warmup_epochs)
+    if epoch < start_epochs:
+        return 0.0
+    if warmup_epochs <= 0:
+        return float(beta)
+    return float(beta) * min(1.0, (epoch - start_epochs) / warmup_epochs)
 
 
 def _cfg_key(cfg: FitConfig, fingerprint) -> str:
@@ -96,35 +108,44 @@ def evaluate_loss(model, loss_fn, loader, epoch) -> float:
 
 
 def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_path, logger=None,
-        params=None, fingerprint=None) -> dict:
+        params=None, fingerprint=None, val_fn=None) -> dict:
     """Train ``model`` with Adam and early stopping on the validation loss.
 
     ``loss_fn(model, batch, epoch)`` returns the scalar mean loss of a batch; it is called in
-    train mode for training batches and in eval mode (under ``no_grad``) for validation batches,
-    so a loss may use e.g. a warmed-up KL weight in training and the full weight for validation.
+    train mode for training batches. The monitored validation loss is ``val_fn`` (default
+    ``loss_fn``) in eval mode (under ``no_grad``), e.g. the reconstruction loss only.
+    Early stopping: training stops after ``cfg.patience`` epochs without improvement. No epoch
+    before ``cfg.min_steps`` optimiser steps can be the best one or count towards patience, so
+    the restored weights have had at least that many steps. The result says why training stopped:
+    ``stop_reason`` "early_stopping" (``converged`` True) or "epoch_cap" (a warning is logged:
+    training stopped at ``max_epochs`` before the patience ran out, i.e. has not converged).
     A checkpoint (model, optimizer, epoch, best weights, history, RNG states) is written atomically
     after every epoch to ``checkpoint_path``; if it exists and was written for the same ``cfg``
     (and ``fingerprint``, any JSON-able description of data/model), training resumes from it and
     gives the same result as an uninterrupted run. At the end the best weights are restored.
-    Returns ``dict(best_epoch, best_val_loss, history, epochs_run)``.
+    Returns ``dict(best_epoch, best_val_loss, history, epochs_run, steps, stop_reason, converged,
+    max_epochs)``.
     """
     log = logger or logging.getLogger("polarbear")
     device = next(model.parameters()).device
     if params is None:
         params = [p for p in model.parameters() if p.requires_grad]
     params = list(params)
-    opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    # fused Adam: one kernel for all parameters (the ATAC VAE has ~100 tensors; ~20% faster per step on CPU)
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+    val_fn = val_fn or loss_fn
     key = _cfg_key(cfg, fingerprint)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
 
-    start_epoch, best_val, best_epoch, bad = 0, math.inf, -1, 0
+    start_epoch, best_val, best_epoch, bad, steps, stop_reason = 0, math.inf, -1, 0, 0, "epoch_cap"
+    best_steps = -1
     history: list[dict] = []
     best_state = _state_to_cpu(model.state_dict())
     done = False
     set_seed(cfg.seed)
     if ckpt is not None and ckpt.exists():
         try:
-            st = torch.load(ckpt, map_location="cpu", weights_only=False)
+            st = torch.load(ckpt, map_location="cpu", weights_only=True)
         except Exception as e:  # a corrupt checkpoint cannot be resumed: start over
             log.warning("ignoring unreadable checkpoint %s (%s)", ckpt, e)
             st = None
@@ -134,6 +155,8 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
             start_epoch = st["epoch"] + 1
             best_val, best_epoch, bad = st["best_val"], st["best_epoch"], st["bad"]
             best_state, history, done = st["best_state"], st["history"], st["done"]
+            steps, stop_reason = int(st.get("steps", 0)), str(st.get("stop_reason", "epoch_cap"))
+            best_steps = int(st.get("best_steps", -1))
             _set_rng_state(st["rng"])
             log.info("resumed from checkpoint %s at epoch %d (best val %.4f @ %d)", ckpt, start_epoch,
                      best_val, best_epoch)
@@ -153,35 +176,53 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             loss.backward()
             opt.step()
+            steps += 1
             b = batch["x"].shape[0]
             tot += float(loss.detach()) * b
             n += b
         train_loss = tot / max(n, 1)
         if hasattr(val_loader, "set_epoch"):
             val_loader.set_epoch(0)
-        val_loss = evaluate_loss(model, loss_fn, val_loader, epoch)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-        if val_loss < best_val - 1e-6 * abs(best_val if math.isfinite(best_val) else 0.0):
-            best_val, best_epoch, bad = val_loss, epoch, 0
+        val_loss = evaluate_loss(model, val_fn, val_loader, epoch)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "steps": steps})
+        eligible = steps >= cfg.min_steps
+        # before min_steps every epoch is only a provisional best; the first eligible epoch replaces it
+        if not eligible or best_steps < cfg.min_steps or \
+                val_loss < best_val - 1e-6 * abs(best_val if math.isfinite(best_val) else 0.0):
+            best_val, best_epoch, best_steps, bad = val_loss, epoch, steps, 0
             best_state = _state_to_cpu(model.state_dict())
         else:
             bad += 1
-        log.info("epoch %d train %.4f val %.4f (best %.4f @ %d)", epoch, train_loss, val_loss, best_val,
-                 best_epoch)
+        log.info("epoch %d train %.4f val %.4f (best %.4f @ %d)%s", epoch, train_loss, val_loss, best_val,
+                 best_epoch, "" if eligible else f" [{steps}/{cfg.min_steps} steps before early stopping]")
         if bad >= cfg.patience:
-            log.info("early stopping after epoch %d", epoch)
-            done = True
-        if epoch + 1 >= cfg.max_epochs:
+            log.info("early stopping after epoch %d: no improvement for %d epochs (best epoch %d, %d steps)",
+                     epoch, bad, best_epoch, steps)
+            done, stop_reason = True, "early_stopping"
+        elif epoch + 1 >= cfg.max_epochs:
+            log.warning("NOT CONVERGED: stopped at the epoch cap (%d epochs, %d steps) before early stopping "
+                        "(best epoch %d, %d epochs without improvement, patience %d)",
+                        cfg.max_epochs, steps, best_epoch, bad, cfg.patience)
             done = True
         if ckpt is not None:
             _save_checkpoint(ckpt, {
                 "key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                 "best_val": best_val, "best_epoch": best_epoch, "bad": bad, "best_state": best_state,
-                "history": history, "done": done, "rng": _rng_state(),
+                "history": history, "done": done, "rng": _rng_state(), "steps": steps, "best_steps": best_steps,
+                "stop_reason": stop_reason,
             })
         epoch += 1
 
     model.load_state_dict({k: v.to(device) for k, v in best_state.items()})
     model.eval()
     return {"best_epoch": best_epoch, "best_val_loss": best_val, "history": history,
-            "epochs_run": len(history)}
+            "epochs_run": len(history), "steps": steps, "stop_reason": stop_reason,
+            "converged": stop_reason == "early_stopping", "max_epochs": cfg.max_epochs}
+
+
+FIT_SUMMARY_KEYS = ("best_epoch", "best_val_loss", "epochs_run", "steps", "stop_reason", "converged", "max_epochs")
+
+
+def fit_summary(res: dict) -> dict:
+    """The part of a :func:`fit` result recorded in model configs and scores files."""
+    return {k: res[k] for k in FIT_SUMMARY_KEYS}

@@ -92,3 +92,40 @@ class ChromSplitLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"blocks={len(self.in_sizes)}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class BlockLayerNorm(nn.Module):
+    """Layer normalisation applied separately to each block of units (one LayerNorm per chromosome).
+
+    The authors' ATAC VAE normalises each chromosome's hidden units on their own; a single
+    LayerNorm over all blocks would mix chromosomes.
+    """
+
+    def __init__(self, sizes: Sequence[int], eps: float = 1e-5):
+        super().__init__()
+        self.sizes = [int(s) for s in sizes]
+        n = sum(self.sizes)
+        self.weight = nn.Parameter(torch.ones(n))
+        self.bias = nn.Parameter(torch.zeros(n))
+        self.eps = float(eps)
+        self._equal = len(set(self.sizes)) == 1
+        block = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        self.register_buffer("_block", torch.from_numpy(block), persistent=False)
+        self.register_buffer("_count", torch.tensor(self.sizes, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._equal:  # one reshaped call when all blocks have the same width
+            k = self.sizes[0]
+            h = x.reshape(*x.shape[:-1], len(self.sizes), k)
+            h = torch.nn.functional.layer_norm(h, (k,), eps=self.eps).reshape(x.shape)
+        else:  # per-block mean and (biased) variance by segment sums: a few kernels, no loop
+            x2 = x.reshape(-1, x.shape[-1])
+            seg = x2.new_zeros(x2.shape[0], len(self.sizes))
+            mean = seg.index_add(1, self._block, x2) / self._count
+            d = x2 - mean[:, self._block]
+            var = seg.index_add(1, self._block, d * d) / self._count
+            h = (d * torch.rsqrt(var[:, self._block] + self.eps)).reshape(x.shape)
+        return h * self.weight + self.bias
+
+    def extra_repr(self) -> str:
+        return f"blocks={len(self.sizes)}, features={sum(self.sizes)}"

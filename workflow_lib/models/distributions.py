@@ -16,7 +16,11 @@ Parametrisations
       p = 1 - (1 - p_norm) ** d
 
   which equals ``p_norm`` at ``d = 1``, is ``~ d * p_norm`` for small ``p_norm`` (the paper's
-  "multiply the depth with the normalised prediction") and always stays inside [0, 1].
+  "multiply the depth with the normalised prediction") and always stays inside [0, 1]
+  (``depth_model="complement"``).
+* Bernoulli with linear depth (the authors' code, ``depth_model="linear"``, the default):
+  ``p = clip(p_norm * d, eps, 1 - eps)`` with ``d = n_open_peaks / 1000``; the clip is Keras'
+  ``BinaryCrossentropy`` clip of the prediction.
 """
 
 from __future__ import annotations
@@ -70,6 +74,30 @@ def bernoulli_depth_log_prob_logits(y, logits, depth_factor, eps: float = 1e-7):
     log_p = torch.log((-torch.expm1(log_q)).clamp_min(eps))
     log_q = log_q.clamp_min(math.log(eps))
     return y * log_p + (1.0 - y) * log_q
+
+
+def linear_depth_prob(p_norm, depth_factor, eps: float = 1e-7):
+    """Success probability ``clip(p_norm * d, eps, 1 - eps)`` (the authors' depth model)."""
+    return (p_norm * depth_factor).clamp(eps, 1.0 - eps)
+
+
+def bernoulli_linear_depth_log_prob_logits(y, logits, depth_factor, eps: float = 1e-7):
+    """log Bernoulli(y; clip(sigmoid(logits) * d, eps, 1 - eps)), stable in the logits."""
+    log_p = (F.logsigmoid(logits) + torch.log(depth_factor.clamp_min(eps))).clamp(math.log(eps), math.log1p(-eps))
+    log_q = torch.log1p(-torch.exp(log_p))
+    return y * log_p + (1.0 - y) * log_q
+
+
+DEPTH_MODELS = ("linear", "complement")
+
+
+def depth_prob(p_norm, depth_factor, depth_model: str):
+    """Depth-scaled success probability for a depth model name (see the module docstring)."""
+    if depth_model == "linear":
+        return linear_depth_prob(p_norm, depth_factor)
+    if depth_model == "complement":
+        return depth_scaled_prob(p_norm, depth_factor)
+    raise ValueError(f"depth model must be one of {DEPTH_MODELS}, not {depth_model!r}")
 
 
 def kl_standard_normal(mu, logvar):

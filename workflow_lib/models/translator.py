@@ -1,8 +1,11 @@
-"""Polarbear's latent translators: one linear layer between the two VAEs' latent means.
+"""Polarbear's latent translators: one linear layer between the two VAEs' latent spaces.
 
-The VAEs are frozen (parameters without gradients, always in eval mode: no dropout, z = mean).
+The VAEs are frozen (parameters without gradients, always in eval mode: no dropout).
 :class:`TranslationModel` wraps a translator and the frozen *target* VAE decoder; its loss is the
 target modality's negative log-likelihood (ZINB for RNA, depth-aware Bernoulli for ATAC).
+As in the authors' code, training batches may carry the source posterior's log-variance
+(``batch['z_logvar']``): the translator is then trained on z sampled from q(z | source cell);
+in eval mode (validation, prediction) it always reads the posterior mean.
 """
 
 from __future__ import annotations
@@ -40,8 +43,12 @@ class TranslationModel(nn.Module):
         return self
 
     def nll(self, batch) -> torch.Tensor:
-        """Per-cell NLL of the target profile ``batch['x']`` given the source latent ``batch['z']``."""
-        z = self.translator(batch["z"])
+        """Per-cell NLL of the target profile ``batch['x']`` given the source latent ``batch['z']``
+        (sampled with ``batch['z_logvar']`` in training mode when present)."""
+        z = batch["z"]
+        if self.training and "z_logvar" in batch:
+            z = z + torch.exp(0.5 * batch["z_logvar"]) * torch.randn_like(z)
+        z = self.translator(z)
         return -self.target.recon_log_prob(batch["x"], z, batch["b"], batch["size"])
 
 

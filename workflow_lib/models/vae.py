@@ -1,28 +1,41 @@
-"""Polarbear's two beta-VAEs (Zhang et al. 2022, Section 2.1).
+"""Polarbear's two beta-VAEs (Zhang et al. 2022, Section 2.1), as the authors built them.
+
+Defaults follow the paper and, where it is silent, the authors' TensorFlow code
+(Noble-Lab/Polarbear ``bin/train_model.py``). Every departure is a named constructor option,
+saved in the model config, so a model is always rebuilt as it was trained.
 
 RNA VAE (:class:`RNAVAE`)
-    input  : raw counts x, transformed ``log1p(x)`` (documented choice: stabilises training; the
-             likelihood is still on raw counts), concatenated with the batch one-hot b.
-    encoder: 2 hidden layers (Linear-LayerNorm-ReLU-Dropout) of width
-             ``round(0.5 * sqrt(n_genes * latent))`` -> mean and log-variance of z_x.
-    decoder: [z_x, b] -> 2 hidden layers -> softmax scale s (depth-normalised expression, rows sum
-             to 1: the "norm estimation"), zero-inflation logits; inverse dispersion theta is one
-             parameter per gene per batch. ZINB(x; mu = s * l, theta_b, pi) with l = the cell's
-             library size (sum of counts).
+    input  : raw counts x (``input_transform="counts"``; ``"log1p"`` is our earlier choice),
+             concatenated with the batch one-hot b.
+    encoder: 2 x (Linear - LayerNorm - LeakyReLU(0.2) - Dropout), width
+             ``int(sqrt((n_genes + n_batches) * latent) / 2)`` -> mean and variance of z_x
+             (variance ``exp(h) + 1e-4`` as in the authors' code).
+    decoder: [z_x, b] -> 2 x (Linear - LayerNorm - LeakyReLU), no dropout -> Linear - ReLU ->
+             softmax scale s (depth-normalised expression, the "norm estimation") and zero-inflation
+             logits; inverse dispersion theta per gene and batch. ZINB(x; mu = s * l, theta_b, pi)
+             with l = the cell's library size.
 ATAC VAE (:class:`ATACVAE`)
-    input  : binarised peaks y, weighted per peak by its inverse document frequency over the
-             training cells (``y * idf``, TF-IDF style; a fixed buffer saved with the weights); the
-             batch one-hot enters the first layer through its own dense weights (identical to
-             concatenating b to the input with b connected to every block).
-    encoder: 3 hidden layers; the first two are :class:`ChromSplitLinear` (within-chromosome), the
-             third dense. Width of each layer ``round(0.5 * sqrt(n_peaks * latent))``, split over
-             chromosomes proportionally to their number of peaks.
-    decoder: [z_y, b] -> dense -> dense -> ChromSplit -> ChromSplit -> logits of the depth-normalised
-             probability p_norm = sigmoid(logits). Success probability of a cell with depth factor
-             d = n_open_peaks / depth_ref (depth_ref = mean number of open peaks of the cells the VAE
-             was trained on) is p = 1 - (1 - p_norm) ** d; loss = binary cross-entropy.
-Loss of both: reconstruction NLL (summed over features) + beta * KL(q(z|.) || N(0, I)), averaged over
-cells. In training z is sampled (reparameterisation); in eval mode z = mean (deterministic).
+    input  : binarised peaks y (``input_transform="idf"`` weights them by inverse document
+             frequency, our earlier choice), and the batch one-hot into every chromosome block.
+    encoder: per chromosome 2 x (Linear - LayerNorm - LeakyReLU - Dropout) of width
+             ``int(sqrt((n_peaks_chrom + n_batches) * latent) / 2)`` (``hidden_rule="per_chromosome"``;
+             ``"total"`` shares half the geometric mean of ALL peaks and the latent size over the
+             chromosomes), then per chromosome Linear(latent) - LayerNorm - LeakyReLU - Dropout;
+             the chromosome outputs are concatenated -> mean and log-variance of z_y.
+    decoder: [z_y, b] -> Linear(22 * latent) - LayerNorm -> per chromosome 2 x (Linear - LayerNorm -
+             LeakyReLU - Dropout) -> per chromosome Linear -> logits of the depth-normalised
+             probability p_norm = sigmoid(logits). Depth factor d = n_open_peaks / depth_ref;
+             ``depth_model="linear"`` (authors): p = clip(p_norm * d), depth_ref = 1000;
+             ``"complement"`` (our earlier choice): p = 1 - (1 - p_norm) ** d. Loss: Bernoulli NLL.
+    LayerNorms of chromosome blocks normalise each chromosome separately (as in the authors' code).
+Loss of both: reconstruction NLL (summed over features) + w * KL(q(z|.) || N(0, I)), averaged over
+cells (w warms up to beta, see ``workflow_lib.polarbear``). In training z is sampled
+(reparameterisation); in eval mode z = mean (deterministic inference, a named departure: the
+authors sample z also at prediction time).
+
+Known departure kept on purpose: the authors' ATAC encoder means to append the batch one-hot to
+every chromosome block, but its column index takes the last peaks of the genome instead; here the
+batch one-hot does reach every block.
 """
 
 from __future__ import annotations
@@ -40,40 +53,59 @@ from torch import nn
 
 from ..data import row_nnz, row_sums
 from ..fileutils import atomic_path, write_json
-from .chromsplit import ChromSplitLinear, proportional_sizes
-from .distributions import bernoulli_depth_log_prob_logits, kl_standard_normal, zinb_log_prob
+from .chromsplit import BlockLayerNorm, ChromSplitLinear, proportional_sizes
+from .distributions import (DEPTH_MODELS, bernoulli_depth_log_prob_logits, bernoulli_linear_depth_log_prob_logits,
+                            depth_prob, kl_standard_normal, zinb_log_prob)
+
+ACTIVATIONS = ("leaky_relu", "relu")
+RNA_INPUTS = ("counts", "log1p")
+ATAC_INPUTS = ("binary", "idf")
+ATAC_DECODER_WIDTH = 22  # the authors' first ATAC decoder layer has 22 x latent units (fixed)
 
 
 def hidden_width(n_in: int, latent: int) -> int:
-    """Half the geometric mean of the input and latent dimensions (at least 2)."""
-    return max(2, int(round(0.5 * math.sqrt(n_in * latent))))
+    """Half the geometric mean of the input and latent dimensions (at least 2), truncated as the
+    authors' ``int(sqrt(n_in * latent) / 2)``."""
+    return max(2, int(math.sqrt(n_in * latent) / 2))
 
 
 ATAC_HIDDEN_RULES = ("total", "per_chromosome")
 
 
-def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "total",
-                      hidden: int | None = None) -> list[int]:
+def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "per_chromosome",
+                      hidden: int | None = None, n_batches: int = 0) -> list[int]:
     """Hidden units per chromosome block of the ATAC VAE's within-chromosome layers.
 
-    ``total`` (the paper's text): hidden = half the geometric mean of ALL peaks and the latent
-    size, shared over chromosomes in proportion to their peaks (1,174 units at 220k peaks,
-    latent 25). ``per_chromosome`` (the authors' code): each chromosome gets half the geometric
-    mean of ITS peaks and the latent size (~5,100 units at 220k peaks, ~4x the parameters).
+    ``per_chromosome`` (the authors' code, default): each chromosome gets
+    ``int(sqrt((its peaks + n_batches) * latent) / 2)`` units (~5,100 at 220k peaks, latent 25).
+    ``total`` (our reading of the paper's text): half the geometric mean of ALL peaks and the
+    latent size, shared over chromosomes in proportion to their peaks (1,174 units).
     """
     if rule == "total":
         return proportional_sizes(hidden or hidden_width(sum(chrom_sizes), latent), chrom_sizes)
     if rule == "per_chromosome":
-        return [hidden_width(int(n), latent) for n in chrom_sizes]
+        return [hidden_width(int(n) + int(n_batches), latent) for n in chrom_sizes]
     raise ValueError(f"atac hidden rule must be one of {ATAC_HIDDEN_RULES}, not {rule!r}")
 
 
-def _block(n_in, n_out, dropout):
-    return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), nn.ReLU(), nn.Dropout(dropout))
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, not {value!r}")
+    return value
 
 
-def _post(n_out, dropout):
-    return nn.Sequential(nn.LayerNorm(n_out), nn.ReLU(), nn.Dropout(dropout))
+def _act(name: str) -> nn.Module:
+    _check_choice("activation", name, ACTIVATIONS)
+    return nn.LeakyReLU(0.2) if name == "leaky_relu" else nn.ReLU()
+
+
+def _block(n_in, n_out, dropout, act="leaky_relu"):
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), _act(act), nn.Dropout(dropout))
+
+
+def _post(sizes, dropout, act="leaky_relu"):
+    """Per-block LayerNorm - activation - dropout after a within-chromosome layer."""
+    return nn.Sequential(BlockLayerNorm(sizes), _act(act), nn.Dropout(dropout))
 
 
 class _VAEBase(nn.Module):
@@ -99,29 +131,38 @@ class RNAVAE(_VAEBase):
     kind = "rna"
 
     def __init__(self, n_genes: int, n_batches: int, latent: int, hidden: int | None = None,
-                 dropout: float = 0.1, **meta):
+                 dropout: float = 0.1, input_transform: str = "counts", activation: str = "leaky_relu",
+                 decoder_dropout: float = 0.0, **meta):
         super().__init__()
-        hidden = hidden or hidden_width(n_genes, latent)
+        _check_choice("RNA input_transform", input_transform, RNA_INPUTS)
+        hidden = hidden or hidden_width(n_genes + n_batches, latent)
         self._config = dict(kind=self.kind, n_genes=int(n_genes), n_batches=int(n_batches), latent=int(latent),
-                            hidden=int(hidden), dropout=float(dropout), **meta)
+                            hidden=int(hidden), dropout=float(dropout), input_transform=input_transform,
+                            activation=activation, decoder_dropout=float(decoder_dropout), **meta)
         self.n_genes, self.n_batches, self.latent = n_genes, n_batches, latent
-        self.encoder = nn.Sequential(_block(n_genes + n_batches, hidden, dropout), _block(hidden, hidden, dropout))
+        self.input_transform = input_transform
+        self.encoder = nn.Sequential(_block(n_genes + n_batches, hidden, dropout, activation),
+                                     _block(hidden, hidden, dropout, activation))
         self.enc_mu = nn.Linear(hidden, latent)
         self.enc_logvar = nn.Linear(hidden, latent)
-        self.decoder = nn.Sequential(_block(latent + n_batches, hidden, dropout), _block(hidden, hidden, dropout))
+        self.decoder = nn.Sequential(_block(latent + n_batches, hidden, decoder_dropout, activation),
+                                     _block(hidden, hidden, decoder_dropout, activation),
+                                     nn.Linear(hidden, hidden), nn.ReLU())
         self.dec_scale = nn.Linear(hidden, n_genes)
         self.dec_dropout = nn.Linear(hidden, n_genes)
         self.log_theta = nn.Parameter(torch.zeros(n_batches, n_genes))
 
     def encode(self, x, b):
-        h = self.encoder(torch.cat([torch.log1p(x), b], dim=-1))
-        return self.enc_mu(h), self.enc_logvar(h).clamp(-15.0, 15.0)
+        h = self.encoder(torch.cat([torch.log1p(x) if self.input_transform == "log1p" else x, b], dim=-1))
+        # variance exp(h) + 1e-4 (h clipped at 15), as the authors' RNA encoder
+        logvar = torch.logaddexp(self.enc_logvar(h).clamp(max=15.0), torch.tensor(math.log(1e-4), device=h.device))
+        return self.enc_mu(h), logvar
 
     def decode(self, z, b):
         """(scale rows summing to 1, zero-inflation logits, theta)."""
         h = self.decoder(torch.cat([z, b], dim=-1))
         scale = torch.softmax(self.dec_scale(h), dim=-1)
-        theta = torch.exp(b @ self.log_theta)
+        theta = torch.exp((b @ self.log_theta).clamp(max=15.0))
         return scale, self.dec_dropout(h), theta
 
     def recon_log_prob(self, x, z, b, size):
@@ -144,48 +185,59 @@ class ATACVAE(_VAEBase):
     kind = "atac"
 
     def __init__(self, n_peaks: int, n_batches: int, latent: int, chrom_sizes: Sequence[int],
-                 hidden: int | None = None, dropout: float = 0.1, depth_ref: float = 1.0,
-                 hidden_rule: str = "total", **meta):
+                 hidden: int | None = None, dropout: float = 0.1, depth_ref: float = 1000.0,
+                 hidden_rule: str = "per_chromosome", input_transform: str = "binary",
+                 depth_model: str = "linear", activation: str = "leaky_relu", **meta):
         super().__init__()
         chrom_sizes = [int(c) for c in chrom_sizes]
         if sum(chrom_sizes) != n_peaks:
             raise ValueError(f"chromosome block sizes sum to {sum(chrom_sizes)}, expected {n_peaks} peaks")
-        hs = atac_block_widths(chrom_sizes, latent, hidden_rule, hidden if hidden_rule == "total" else None)
-        hidden = sum(hs) if hidden_rule == "per_chromosome" else (hidden or hidden_width(n_peaks, latent))
+        _check_choice("ATAC input_transform", input_transform, ATAC_INPUTS)
+        _check_choice("ATAC depth_model", depth_model, DEPTH_MODELS)
+        hs = atac_block_widths(chrom_sizes, latent, hidden_rule, hidden if hidden_rule == "total" else None,
+                               n_batches=n_batches)
         h = sum(hs)
+        hidden = h if hidden_rule == "per_chromosome" else (hidden or hidden_width(n_peaks, latent))
         self._config = dict(kind=self.kind, n_peaks=int(n_peaks), n_batches=int(n_batches), latent=int(latent),
                             chrom_sizes=chrom_sizes, hidden=int(hidden), dropout=float(dropout),
-                            depth_ref=float(depth_ref), hidden_rule=str(hidden_rule), **meta)
+                            depth_ref=float(depth_ref), hidden_rule=str(hidden_rule),
+                            input_transform=input_transform, depth_model=depth_model, activation=activation,
+                            **meta)
         self.n_peaks, self.n_batches, self.latent = n_peaks, n_batches, latent
         self.depth_ref = float(depth_ref)
-        # encoder: chrom-split, chrom-split, dense
+        self.depth_model = depth_model
+        self.input_transform = input_transform
+        n_chr = len(chrom_sizes)
+        lat_blocks = [int(latent)] * n_chr
+        # encoder: per chromosome 2 hidden layers, then a per-chromosome latent-sized layer
         self.enc1 = ChromSplitLinear(chrom_sizes, hs)
         self.enc1_batch = nn.Linear(n_batches, h, bias=False)
-        self.enc1_post = _post(h, dropout)
-        self.enc2 = nn.Sequential(ChromSplitLinear(hs, hs), _post(h, dropout))
-        self.enc3 = _block(h, h, dropout)
-        self.enc_mu = nn.Linear(h, latent)
-        self.enc_logvar = nn.Linear(h, latent)
-        # decoder: dense, dense, chrom-split, chrom-split (-> logits)
-        self.dec1 = _block(latent + n_batches, h, dropout)
-        self.dec2 = _block(h, h, dropout)
-        self.dec3 = nn.Sequential(ChromSplitLinear(hs, hs), _post(h, dropout))
+        self.enc1_post = _post(hs, dropout, activation)
+        self.enc2 = nn.Sequential(ChromSplitLinear(hs, hs), _post(hs, dropout, activation))
+        self.enc3 = nn.Sequential(ChromSplitLinear(hs, lat_blocks), _post(lat_blocks, dropout, activation))
+        self.enc_mu = nn.Linear(latent * n_chr, latent)
+        self.enc_logvar = nn.Linear(latent * n_chr, latent)
+        # decoder: shared Linear(22 * latent) - LayerNorm, then per chromosome 2 hidden layers -> logits
+        w0 = ATAC_DECODER_WIDTH * int(latent)
+        self.dec1 = nn.Sequential(nn.Linear(latent + n_batches, w0), nn.LayerNorm(w0))
+        self.dec2 = nn.Sequential(nn.Linear(w0, h), _post(hs, dropout, activation))
+        self.dec3 = nn.Sequential(ChromSplitLinear(hs, hs), _post(hs, dropout, activation))
         self.dec_out = ChromSplitLinear(hs, chrom_sizes)
-        # encoder input weights (inverse document frequency of each peak; set from the training
-        # cells by set_idf, ones by default): y * idf, as in TF-IDF/LSI, emphasises rare peaks
+        # encoder input weights (inverse document frequency of each peak), used only with
+        # input_transform="idf"; set from the training cells by set_idf
         self.register_buffer("idf", torch.ones(n_peaks))
 
     @torch.no_grad()
     def set_idf(self, X, rows=None) -> None:
         """idf = log(1 + n_cells / (1 + n_cells_with_peak)) over ``rows`` of the binarised CSR ``X``."""
         sub = X if rows is None else X[rows]
-        df = np.bincount(sub.indices, minlength=self.n_peaks) if sp.isspmatrix_csr(sub) or sp.issparse(sub) \
-            else (np.asarray(sub) > 0).sum(0)
+        df = np.bincount(sub.indices, minlength=self.n_peaks) if sp.issparse(sub) else (np.asarray(sub) > 0).sum(0)
         idf = np.log1p(sub.shape[0] / (1.0 + np.asarray(df, dtype=np.float64)))
         self.idf.copy_(torch.from_numpy((idf / idf.mean()).astype(np.float32)))
 
     def encode(self, y, b):
-        h = self.enc1_post(self.enc1(y * self.idf) + self.enc1_batch(b))
+        x = y * self.idf if self.input_transform == "idf" else y
+        h = self.enc1_post(self.enc1(x) + self.enc1_batch(b))
         h = self.enc3(self.enc2(h))
         return self.enc_mu(h), self.enc_logvar(h).clamp(-15.0, 15.0)
 
@@ -196,11 +248,17 @@ class ATACVAE(_VAEBase):
     def recon_log_prob(self, y, z, b, size):
         """log p(y | z, b, depth factor) summed over peaks (per cell)."""
         logits = self.decode_logits(z, b)
+        if self.depth_model == "linear":
+            return bernoulli_linear_depth_log_prob_logits(y, logits, size.reshape(-1, 1)).sum(-1)
         return bernoulli_depth_log_prob_logits(y, logits, size.reshape(-1, 1)).sum(-1)
 
     def normalized(self, z, b):
         """Depth-normalised accessibility probabilities (depth factor 1)."""
         return torch.sigmoid(self.decode_logits(z, b))
+
+    def depth_prob(self, p_norm, depth_factor):
+        """Probability of a peak being open in a cell of the given depth factor (this VAE's depth model)."""
+        return depth_prob(p_norm, depth_factor, self.depth_model)
 
     @staticmethod
     def raw_depth(X) -> np.ndarray:
