@@ -1,6 +1,7 @@
 # Shared helpers for all rule files (paths, grids, resources), included first by the Snakefile.
 import itertools
 
+from workflow_lib.settings import polarbear_settings
 from workflow_lib.sources import check_atac_downloads
 
 R = config["results"]
@@ -78,7 +79,7 @@ def _fmt(x):
 
 def polarbear_grid():
     """Grid point names, e.g. latent10_beta0.5 (demo_grid for source=demo)."""
-    g = config["polarbear"]["demo_grid" if DEMO else "grid"]
+    g = PB_SETTINGS["grid"]
     return [f"latent{l}_beta{_fmt(b)}" for l, b in itertools.product(g["latent"], g["beta"])]
 
 
@@ -97,20 +98,15 @@ def parse_point(name):
     return out
 
 
+PB_SETTINGS = polarbear_settings(config["polarbear"], DEMO)  # demo: overlay polarbear.demo applied
+
+
 def vae_fit_params():
-    p = dict(config["polarbear"]["vae"])
-    if DEMO:
-        p["max_epochs"] = config["polarbear"].get("demo_vae_max_epochs", p["max_epochs"])
-        p["batch_size"] = config["polarbear"].get("demo_vae_batch_size", p["batch_size"])
-        p["learning_rate"] = config["polarbear"].get("demo_vae_learning_rate", p["learning_rate"])
-    return p
+    return PB_SETTINGS["vae"]
 
 
 def translator_fit_params():
-    p = dict(config["polarbear"]["translator"])
-    if DEMO:
-        p["max_epochs"] = config["polarbear"].get("demo_translator_max_epochs", p["max_epochs"])
-    return p
+    return PB_SETTINGS["translator"]
 
 
 def babel_fit_params():

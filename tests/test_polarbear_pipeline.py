@@ -148,3 +148,25 @@ def test_semi_supervised_beats_coassay_on_demo(demo_workdir):
         scores[m] = float(cells[["foscttm_latent_rna_query", "foscttm_latent_atac_query"]].mean().mean())
     print("demo latent FOSCTTM:", scores)
     assert scores["polarbear"] < scores["polarbear_coassay"]
+
+
+@pytest.mark.e2e
+def test_every_training_stage_of_the_demo_converged(demo_workdir):
+    """Every VAE, translator and BABEL fit of the default demo run stopped early (not at its epoch
+    cap), and the records say so: training that hits its cap has not converged."""
+    models = demo_workdir / "results" / "models"
+    scores = sorted(models.glob("*/*/polarbear*/grid/*/scores.json"))
+    babel = sorted(models.glob("*/*/babel/grid/*/config.json"))
+    assert scores and babel
+    stages = {}
+    for path in scores:
+        rec = json.loads(path.read_text())
+        for name, fit in {**rec["fit"], **rec["vae_fit"]}.items():
+            stages[f"{path.parent}:{name}"] = fit
+        assert rec["converged"] == all(f["converged"] for f in list(rec["fit"].values()) + list(rec["vae_fit"].values()))
+    for path in babel:
+        stages[str(path)] = json.loads(path.read_text())["fit"]
+    not_converged = {k: (f["stop_reason"], f["best_epoch"], f["epochs_run"]) for k, f in stages.items()
+                     if not f["converged"]}
+    assert not not_converged, not_converged
+    assert all(f["stop_reason"] == "early_stopping" and f["best_epoch"] < f["epochs_run"] for f in stages.values())

@@ -34,7 +34,7 @@ from .models.babel import BabelModel
 from .models.chromsplit import chrom_block_sizes
 from .predictions import (build_prediction_adatas, load_coassay, prediction_paths, rest_rows,
                           write_predictions)
-from .train import FitConfig, fit, get_device, set_seed
+from .train import FitConfig, fit, fit_summary, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
 TASK_SCORE = {"atac_to_rna": "atac_rna_nll", "rna_to_atac": "rna_atac_bce", "latent": "foscttm"}
@@ -181,8 +181,7 @@ def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: 
         "method": "babel", "point": point, "class": "workflow_lib.models.babel.BabelModel", "kwargs": kwargs,
         "params": {"latent": int(n_latent), "weight": w}, "fit_params": dict(fit_params), "seed": int(seed),
         "scenario": scenario, "mean_atac_depth_train": mean_atac_depth,
-        "fit": {"best_epoch": res["best_epoch"], "best_val_loss": res["best_val_loss"],
-                "epochs_run": res["epochs_run"], "history": res["history"]},
+        "fit": fit_summary(res) | {"history": res["history"]},
         "val_scores": scores,
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -39,6 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
+from .settings import AUTHOR_DEFAULTS, deep_merge
 from .model_dir import (
     DEFAULT_MAX_MISSING_FRAC,
     FeatureMatch,
@@ -52,14 +53,9 @@ from .model_dir import (
 
 DIRECTIONS = {"rna-to-atac": ("rna", "atac"), "atac-to-rna": ("atac", "rna")}
 
-# Defaults of `polarbear train` (same values as config.yaml `polarbear:`; --config overrides).
-TRAIN_DEFAULTS = {
-    "grid": {"latent": [10, 25, 50], "beta": [0, 0.5, 1, 2]},
-    "vae": {"batch_size": 128, "learning_rate": 0.001, "max_epochs": 200, "patience": 10,
-            "kl_warmup_epochs": 10, "dropout": 0.1},
-    "translator": {"batch_size": 64, "learning_rate": 0.001, "max_epochs": 200, "patience": 10},
-    "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
-}
+# Defaults of `polarbear train`: the authors' settings (workflow_lib.settings; config.yaml
+# `polarbear:` holds the same values); --config overrides.
+TRAIN_DEFAULTS = AUTHOR_DEFAULTS
 
 
 class CLIError(Exception):
@@ -246,9 +242,8 @@ class _Translation:
             return norm, None
         import torch
 
-        from .models.distributions import depth_scaled_prob
-
-        raw = depth_scaled_prob(torch.from_numpy(norm), torch.from_numpy(self.d_hat[rows]).reshape(-1, 1)).numpy()
+        raw = self.rt.vae("atac").depth_prob(torch.from_numpy(norm),
+                                             torch.from_numpy(self.d_hat[rows]).reshape(-1, 1)).numpy()
         return raw.astype(np.float32), norm
 
     def skeleton(self, X=None, norm=None):
@@ -445,18 +440,15 @@ def card_text(card: dict, n_show: int = 5) -> str:
 
 
 def _load_train_config(path) -> dict:
-    cfg = json.loads(json.dumps(TRAIN_DEFAULTS))
-    if path:
-        import yaml
+    """The authors' defaults, overlaid by a workflow config's ``polarbear:`` grid/vae/translator/
+    ridge_alphas (nested keys merged one by one)."""
+    if not path:
+        return deep_merge(TRAIN_DEFAULTS, {})
+    import yaml
 
-        user = yaml.safe_load(Path(path).read_text()) or {}
-        pb = user.get("polarbear", user)
-        for key in ("grid", "vae", "translator"):
-            if key in pb:
-                cfg[key].update(pb[key])
-        if "ridge_alphas" in pb:
-            cfg["ridge_alphas"] = list(pb["ridge_alphas"])
-    return cfg
+    user = yaml.safe_load(Path(path).read_text()) or {}
+    pb = user.get("polarbear", user)
+    return deep_merge(TRAIN_DEFAULTS, {k: pb[k] for k in ("grid", "vae", "translator", "ridge_alphas") if k in pb})
 
 
 def _with_split(coassay_rna, coassay_atac, scenario, seed, workdir, logger):

@@ -19,7 +19,9 @@ Unnormalised ATAC predictions
 The ATAC depth factor d (open peaks / ATAC VAE reference mean) of a test cell is unknown when
 translating from RNA; ``log d`` is predicted by ridge regression (sklearn RidgeCV, alphas from
 config, efficient leave-one-out CV within the co-assay training cells) from standardised
-[log RNA library size, RNA latent mean mu_x]. X of rna_to_atac.h5ad = 1 - (1 - p_norm) ** d_hat.
+[log RNA library size, RNA latent mean mu_x]. X of rna_to_atac.h5ad is the ATAC VAE's depth model
+at d_hat: ``clip(p_norm * d_hat)`` (default, the authors') or ``1 - (1 - p_norm) ** d_hat``.
+(The authors regress the depth with RidgeCV on the raw RNA counts of the training cells.)
 """
 
 from __future__ import annotations
@@ -37,13 +39,13 @@ import torch
 from .data import SparseCellLoader, as_csr, batch_onehot
 from .fileutils import InputFormatError, timed, write_h5ad, write_json
 from .models.chromsplit import chrom_block_sizes
-from .models.distributions import depth_scaled_prob
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
 from .models.vae import ATACVAE, RNAVAE, features_digest, load_vae, save_module
 from .predictions import build_rna_prediction
-from .train import FitConfig, fit, get_device, kl_weight, set_seed
+from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
+TRANSLATOR_INPUTS = ("sample", "mean")
 INFER_BATCH = 512
 
 
@@ -88,13 +90,36 @@ def _binarize(X: sp.csr_matrix) -> sp.csr_matrix:
     return X
 
 
-def vae_loss_fn(beta: float, warmup_epochs: int):
+def vae_loss_fn(beta: float, warmup_epochs: int, start_epochs: int = 0):
     """loss_fn for fit: mean(NLL + w * KL); w warms up linearly in training, full beta for validation."""
     def loss(model, batch, epoch):
-        w = kl_weight(beta, epoch if model.training else None, warmup_epochs)
+        w = kl_weight(beta, epoch if model.training else None, warmup_epochs, start_epochs)
         nll, kl = model.loss_terms(batch["x"], batch["b"], batch["size"])
         return (nll + w * kl).mean()
     return loss
+
+
+def vae_recon_loss(model, batch, epoch=None):
+    """Validation loss of the authors' early stopping: mean reconstruction NLL only (no KL)."""
+    nll, _ = model.loss_terms(batch["x"], batch["b"], batch["size"])
+    return nll.mean()
+
+
+VAE_EARLY_STOPPING = ("reconstruction", "elbo")
+MODALITY_KEYS = ("rna", "atac")
+
+
+def modality_fit_params(fit_params: dict, modality: str) -> dict:
+    """VAE settings of one modality: the shared keys of ``polarbear.vae`` plus its ``rna:`` /
+    ``atac:`` block (the authors' learning rate, Adam eps and KL warm-up differ per VAE).
+    A key given both shared and in the modality block is ambiguous and refused."""
+    out = {k: v for k, v in fit_params.items() if k not in MODALITY_KEYS}
+    own = fit_params.get(modality) or {}
+    both = sorted(set(out) & set(own))
+    if both:
+        raise ValueError(f"polarbear.vae: {both} given both for all VAEs and in vae.{modality}; give them in one place")
+    out.update(own)
+    return out
 
 
 def _training_matrix(modality, coassay_path, single_path, scenario, method):
@@ -126,16 +151,28 @@ def _training_matrix(modality, coassay_path, single_path, scenario, method):
     return co, X, batch_onehot(pd.Series(batch)), train, val
 
 
-def _init_output_bias(model, X, rows):
-    """Start the decoder output at the mean profile of the training cells (faster convergence)."""
+def _check_es(name: str) -> str:
+    if name not in VAE_EARLY_STOPPING:
+        raise ValueError(f"early_stopping must be one of {VAE_EARLY_STOPPING}, not {name!r}")
+    return name
+
+
+def _init_output_bias(model, X, rows, size):
+    """Start the decoder output at the mean (depth-normalised) profile of the training cells.
+
+    A departure from the authors' code (zero biases), kept because it only changes the starting
+    point: ``init_output_bias: false`` turns it off.
+    """
     sub = X[rows]
     with torch.no_grad():
         if isinstance(model, RNAVAE):
             freq = np.asarray(sub.sum(axis=0)).ravel() + 1.0
             model.dec_scale.bias.copy_(torch.from_numpy(np.log(freq / freq.sum()).astype(np.float32)))
         else:
-            model.set_idf(X, rows)
             p = (np.asarray(sub.sum(axis=0)).ravel() + 0.5) / (len(rows) + 1.0)
+            if model.depth_model == "linear":  # p = p_norm * d: start p_norm at p / mean(d)
+                p = p / float(np.mean(size[rows]))
+            p = np.clip(p, 1e-4, 1 - 1e-4)
             model.dec_out.bias.copy_(torch.from_numpy(np.log(p / (1 - p)).astype(np.float32)))
 
 
@@ -154,20 +191,29 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     meta = dict(batch_categories=list(co.obs["batch"].astype("category").cat.categories),
                 features_sha1=features_digest(co.var_names), point=point, method=method, scenario=scenario,
                 beta=hp["beta"])
+    fit_params = modality_fit_params(fit_params, modality)
     dropout = float(fit_params.get("dropout", 0.1))
+    activation = str(fit_params.get("activation", "leaky_relu"))
     if modality == "rna":
-        model = RNAVAE(X.shape[1], onehot.shape[1], hp["latent"], dropout=dropout, **meta)
-        size = model.size_covariate(X)
+        model = RNAVAE(X.shape[1], onehot.shape[1], hp["latent"], dropout=dropout, activation=activation,
+                       input_transform=str(fit_params.get("rna_input", "counts")),
+                       decoder_dropout=float(fit_params.get("rna_decoder_dropout", 0.0)), **meta)
     elif modality == "atac":
         chroms = chrom_block_sizes(co.var["chrom"].astype(str))
-        depth_ref = float(np.mean(np.diff(X.indptr)[train]))
+        depth_model = str(fit_params.get("atac_depth", "linear"))
+        ref = fit_params.get("atac_depth_ref", "mean" if depth_model == "complement" else 1000)
+        depth_ref = float(np.mean(np.diff(X.indptr)[train])) if ref == "mean" else float(ref)
         model = ATACVAE(X.shape[1], onehot.shape[1], hp["latent"], chroms, dropout=dropout,
-                        hidden_rule=str(fit_params.get("atac_hidden", "total")),
-                        depth_ref=depth_ref, **meta)
-        size = model.size_covariate(X)
+                        hidden_rule=str(fit_params.get("atac_hidden", "per_chromosome")),
+                        input_transform=str(fit_params.get("atac_input", "binary")), depth_model=depth_model,
+                        activation=activation, depth_ref=depth_ref, **meta)
     else:
         raise ValueError(f"unknown modality {modality!r}")
-    _init_output_bias(model, X, train)
+    size = model.size_covariate(X)
+    if modality == "atac" and model.input_transform == "idf":
+        model.set_idf(X, train)
+    if fit_params.get("init_output_bias", True):
+        _init_output_bias(model, X, train, size)
     model.to(device)
     cfg = FitConfig.from_params(fit_params, seed=seed)
     cov = {"b": onehot, "size": size}
@@ -175,25 +221,41 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
     ckpt = Path(out_pt).with_suffix(".ckpt")
     fp = dict(model=model.config(), n_rows=X.shape[0], nnz=int(X.nnz), n_train=int(train.size),
-              n_val=int(val.size))
+              n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")))
+    es = _check_es(fp["early_stopping"])
+    log.info("%s VAE: %s; KL weight 0 for %d epochs, then warm-up to beta=%g over %d epochs; early stopping "
+             "on validation %s (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs",
+             modality, {k: v for k, v in model.config().items() if k not in meta and k != "chrom_sizes"},
+             cfg.kl_start_epochs, hp["beta"], cfg.kl_warmup_epochs, es, cfg.patience, cfg.min_steps,
+             cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs)
     with timed(log, f"train {modality} VAE {point}"):
-        res = fit(model, vae_loss_fn(hp["beta"], cfg.kl_warmup_epochs), tl, vl, cfg, ckpt, log, fingerprint=fp)
+        res = fit(model, vae_loss_fn(hp["beta"], cfg.kl_warmup_epochs, cfg.kl_start_epochs), tl, vl, cfg, ckpt,
+                  log, fingerprint=fp, val_fn=vae_recon_loss if es == "reconstruction" else None)
     config = model.config()
-    config["fit"] = {k: res[k] for k in ("best_epoch", "best_val_loss", "epochs_run")}
+    config["fit"] = fit_summary(res) | {"early_stopping": es}
     save_module(model, config, out_pt, out_json)
     ckpt.unlink(missing_ok=True)
     return res
 
 
 @torch.no_grad()
-def latent_means(vae, X, onehot, rows=None, device="cpu", binarize=False) -> np.ndarray:
-    """Deterministic latent means (eval mode, no dropout) of the given rows (default all)."""
+def latent_posteriors(vae, X, onehot, rows=None, device="cpu", binarize=False) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances (eval mode, no dropout) of the given rows (default all)."""
     vae.eval()
     rows = np.arange(X.shape[0]) if rows is None else rows
-    out = []
+    mus, lvs = [], []
     for batch in SparseCellLoader(X, rows, INFER_BATCH, False, 0, {"b": onehot}, device, binarize):
-        out.append(vae.encode(batch["x"], batch["b"])[0].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, vae.latent), np.float32)
+        mu, lv = vae.encode(batch["x"], batch["b"])
+        mus.append(mu.cpu().numpy())
+        lvs.append(lv.cpu().numpy())
+    if not mus:
+        return np.zeros((0, vae.latent), np.float32), np.zeros((0, vae.latent), np.float32)
+    return np.concatenate(mus), np.concatenate(lvs)
+
+
+def latent_means(vae, X, onehot, rows=None, device="cpu", binarize=False) -> np.ndarray:
+    """Deterministic latent means (eval mode, no dropout) of the given rows (default all)."""
+    return latent_posteriors(vae, X, onehot, rows, device, binarize)[0]
 
 
 def _load_pair(rna_pt, atac_pt, co_rna, co_atac, device):
@@ -229,35 +291,48 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     split = _split(co_rna, scenario, coassay_rna).to_numpy()
     train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     b_rna, b_atac = batch_onehot(co_rna.obs["batch"]), batch_onehot(co_atac.obs["batch"])
-    with timed(log, "latent means of co-assay cells"):
-        mu_x = latent_means(rna_vae, co_rna.X, b_rna, device=device)
-        mu_y = latent_means(atac_vae, co_atac.X, b_atac, device=device)
+    with timed(log, "latent posteriors of co-assay cells"):
+        mu_x, lv_x = latent_posteriors(rna_vae, co_rna.X, b_rna, device=device)
+        mu_y, lv_y = latent_posteriors(atac_vae, co_atac.X, b_atac, device=device)
     cfg = FitConfig.from_params(fit_params, seed=seed)
     cfg.kl_warmup_epochs = 0
+    source = str(fit_params.get("input", "sample"))
+    if source not in TRANSLATOR_INPUTS:
+        raise ValueError(f"translator input must be one of {TRANSLATOR_INPUTS}, not {source!r}")
+    log.info("translators: trained on %s of the source posterior, Adam lr %g eps %g, batch %d, <= %d epochs, "
+             "patience %d, at least %d steps", "samples z ~ q(z|x)" if source == "sample" else "the means",
+             cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.min_steps)
     scores, results = {}, {}
     jobs = (
-        ("rna_to_atac", mu_x, atac_vae, co_atac.X, b_atac, atac_vae.size_covariate(co_atac.X), out_rna_to_atac),
-        ("atac_to_rna", mu_y, rna_vae, co_rna.X, b_rna, rna_vae.size_covariate(co_rna.X), out_atac_to_rna),
+        ("rna_to_atac", mu_x, lv_x, atac_vae, co_atac.X, b_atac, atac_vae.size_covariate(co_atac.X),
+         out_rna_to_atac),
+        ("atac_to_rna", mu_y, lv_y, rna_vae, co_rna.X, b_rna, rna_vae.size_covariate(co_rna.X), out_atac_to_rna),
     )
-    for name, z_src, target, X, onehot, size, out in jobs:
+    for name, z_src, lv_src, target, X, onehot, size, out in jobs:
         set_seed(seed)
         tr = LatentTranslator(z_src.shape[1], target.latent)
         model = TranslationModel(tr, target).to(device)
         cov = {"z": z_src.astype(np.float32), "b": onehot, "size": size}
+        if source == "sample":
+            cov["z_logvar"] = lv_src.astype(np.float32)
         tl = SparseCellLoader(X, train, cfg.batch_size, True, seed, cov, device)
         vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
         ckpt = Path(out).with_suffix(".ckpt")
-        fp = dict(name=name, rna=rna_vae.config(), atac=atac_vae.config(), n=X.shape[0], nnz=int(X.nnz))
+        fp = dict(name=name, rna=rna_vae.config(), atac=atac_vae.config(), n=X.shape[0], nnz=int(X.nnz),
+                  input=source)
         fp["rna"].pop("fit", None), fp["atac"].pop("fit", None)
         with timed(log, f"train translator {name}"):
             res = fit(model, translation_loss, tl, vl, cfg, ckpt, log, params=tr.parameters(), fingerprint=fp)
         scores[name] = float(res["best_val_loss"])
-        results[name] = {k: res[k] for k in ("best_epoch", "best_val_loss", "epochs_run")}
+        results[name] = fit_summary(res)
         config = tr.config() | {"direction": name, "val_nll": scores[name]}
         save_module(tr, config, out)
         ckpt.unlink(missing_ok=True)
     scores["total"] = scores["rna_to_atac"] + scores["atac_to_rna"]
-    write_json({"val_scores": scores, "fit": results}, out_scores)
+    vae_fit = {m: v.config().get("fit", {}) for m, v in (("vae_rna", rna_vae), ("vae_atac", atac_vae))}
+    write_json({"val_scores": scores, "fit": results, "vae_fit": vae_fit,
+                "converged": all(r["converged"] for r in list(results.values()) + list(vae_fit.values()))},
+               out_scores)
     log.info("validation translation NLL per cell: %s", scores)
     return scores
 
@@ -357,7 +432,7 @@ def predict_polarbear(selected_json, model_dir, coassay_rna, coassay_atac, scena
     log.info("depth ridge: alpha %.3g, train R^2 %.3f, test corr(log d, pred) %.3f", alpha,
              ridge.score(feats[train], log_d[train]),
              np.corrcoef(log_d[test], np.log(d_hat))[0, 1] if test.size > 2 else float("nan"))
-    atac_raw = depth_scaled_prob(torch.from_numpy(atac_norm), torch.from_numpy(d_hat).reshape(-1, 1)).numpy()
+    atac_raw = atac_vae.depth_prob(torch.from_numpy(atac_norm), torch.from_numpy(d_hat).reshape(-1, 1)).numpy()
     obs = co_rna.obs.iloc[test].copy()
     uns = {"method": method, "point": point}
     a2r = ad.AnnData(X=rna_norm, obs=obs.copy(), var=co_rna.var.copy(), uns=dict(uns))

@@ -1,0 +1,58 @@
+"""Polarbear's training settings: the authors' defaults and the demo overlay.
+
+One home for the defaults that ``config.yaml`` (workflow) and ``polarbear train`` (CLI) share.
+Values follow the paper and, where it is silent, the authors' code (Noble-Lab/Polarbear
+``bin/run_polarbear.py`` defaults and ``bin/train_model.py``):
+
+* both VAEs: batch 16, at most 500 epochs, patience 45, early stopping on the validation
+  reconstruction loss; KL weight 0 in the first epoch, then warmed up linearly to beta over
+  400 (RNA) / 80 (ATAC) epochs; Adam lr 1e-3 eps 0.01 (RNA), lr 1e-4 eps 1e-5 (ATAC);
+* translators: batch 16, at most 100 epochs, patience 45, Adam lr 1e-3 (eps 1e-7, TensorFlow's
+  default), trained on latent samples of the co-assay training cells.
+
+``min_steps`` (no early stopping, and no best epoch, before that many optimiser steps) is ours:
+the authors' translators always ran for at least 45 epochs through their patience.
+"""
+
+from __future__ import annotations
+
+import copy
+
+AUTHOR_DEFAULTS = {
+    "grid": {"latent": [10, 25, 50], "beta": [0, 0.5, 1, 2]},
+    "vae": {
+        "batch_size": 16, "max_epochs": 500, "patience": 45, "min_steps": 0, "dropout": 0.1,
+        "activation": "leaky_relu", "early_stopping": "reconstruction", "rna_input": "counts",
+        "rna_decoder_dropout": 0.0, "atac_input": "binary", "atac_hidden": "per_chromosome",
+        "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True,
+        "rna": {"learning_rate": 0.001, "adam_eps": 0.01, "kl_warmup_epochs": 400, "kl_start_epochs": 0},
+        "atac": {"learning_rate": 0.0001, "adam_eps": 1e-5, "kl_warmup_epochs": 80, "kl_start_epochs": 0},
+    },
+    "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-7, "max_epochs": 100, "patience": 45,
+                   "min_steps": 0, "input": "sample"},
+    "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
+}
+
+
+def deep_merge(base: dict, overlay: dict | None) -> dict:
+    """A copy of ``base`` with ``overlay`` merged in (nested dicts merged key by key)."""
+    out = copy.deepcopy(base)
+    for k, v in (overlay or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def polarbear_settings(pb_config: dict, demo: bool = False) -> dict:
+    """``grid``, ``vae``, ``translator`` and ``ridge_alphas`` of a config's ``polarbear:`` block, with
+    its ``demo:`` overlay (and ``demo_grid``) applied when ``demo``."""
+    out = {k: copy.deepcopy(pb_config[k]) for k in ("grid", "vae", "translator", "ridge_alphas") if k in pb_config}
+    if demo:
+        overlay = pb_config.get("demo") or {}
+        for k in ("vae", "translator"):
+            out[k] = deep_merge(out.get(k, {}), overlay.get(k))
+        if "demo_grid" in pb_config:
+            out["grid"] = copy.deepcopy(pb_config["demo_grid"])
+    return out
