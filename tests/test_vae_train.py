@@ -1,5 +1,7 @@
 """Training loop: tiny models overfit, resumed training equals uninterrupted training, loader streams rows."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,9 +182,10 @@ def test_checkpoint_with_pickled_code_is_not_executed(tmp_path, caplog):
     torch.save({"key": _PlantedCode(marker), "model": {}}, ckpt)
     model, X, cov, rows = _rna_setup()
     cfg = FitConfig(batch_size=32, learning_rate=1e-3, max_epochs=2, patience=5)
+    log = logging.getLogger("test_checkpoint_with_pickled_code")  # propagates to caplog
     with caplog.at_level("WARNING"):
         res = fit(model, vae_loss_fn(0.0, 0), SparseCellLoader(X, rows, 32, True, 0, cov),
-                  SparseCellLoader(X, rows, 32, False, 0, cov), cfg, ckpt)
+                  SparseCellLoader(X, rows, 32, False, 0, cov), cfg, ckpt, log)
     assert not marker.exists()
     assert "ignoring unreadable checkpoint" in caplog.text
     assert res["epochs_run"] == 2 and res["stop_reason"] == "epoch_cap" and not res["converged"]
