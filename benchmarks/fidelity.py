@@ -87,17 +87,16 @@ def convergence_rows(results: Path) -> list[str]:
     lines = ["| run | grid point | stage | best epoch | epochs run | steps | stopped by |",
              "|---|---|---|---|---|---|---|"]
     models = results / "models"
+    fits = []
     for path in sorted(models.glob("*/*/polarbear*/grid/*/scores.json")):
         rec = json.loads(path.read_text())
+        fits += [(path, stage, fit) for stage, fit in {**rec["vae_fit"], **rec["fit"]}.items()]
+    fits += [(path, "babel", json.loads(path.read_text())["fit"])
+             for path in sorted(models.glob("*/*/babel/grid/*/config.json"))]
+    for path, stage, fit in fits:
         run = "/".join(path.relative_to(models).parts[:3])
-        for stage, fit in {**rec["vae_fit"], **rec["fit"]}.items():
-            lines.append(f"| {run} | {path.parent.name} | {stage} | {fit['best_epoch']} | {fit['epochs_run']} | "
-                         f"{fit['steps']} | {fit['stop_reason']} |")
-    for path in sorted(models.glob("*/*/babel/grid/*/config.json")):
-        fit = json.loads(path.read_text())["fit"]
-        run = "/".join(path.relative_to(models).parts[:3])
-        lines.append(f"| {run} | {path.parent.name} | babel | {fit['best_epoch']} | {fit['epochs_run']} | "
-                     f"{fit.get('steps', '')} | {fit.get('stop_reason', '')} |")
+        lines.append(f"| {run} | {path.parent.name} | {stage} | {fit['best_epoch']} | {fit['epochs_run']} | "
+                     f"{fit['steps']} | {fit['stop_reason']} |")
     return lines
 
 
