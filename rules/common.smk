@@ -3,6 +3,7 @@ import itertools
 
 from workflow_lib.settings import polarbear_settings
 from workflow_lib.sources import check_atac_downloads
+from workflow_lib.splits import check_split_fractions
 
 R = config["results"]
 SOURCE = config["source"]
@@ -13,6 +14,7 @@ METHODS = config["methods"]
 MODALITY_KINDS = ["coassay_rna", "coassay_atac", "single_rna", "single_atac"]
 SINGLE_ATAC_SETS = list(config["single_atac_sets"])
 check_atac_downloads(config)  # every set's files (by format) have a downloads entry
+check_split_fractions(config)  # train/val/test fractions sum to 1
 RES = config["resources"]
 
 

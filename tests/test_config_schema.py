@@ -52,6 +52,21 @@ def _mutations():
     yield "snap set without files", lambda c: c["single_atac_sets"]["fang"].pop("files")
     yield "snap matrix not PM/AM", lambda c: c["single_atac_sets"]["fang"].update(snap_matrix="GM")
     yield "typo in atac set key", lambda c: c["single_atac_sets"]["fang"].update(snap_min_fragment=5)
+    # unknown or misspelled keys are refused at every level (issue 12)
+    yield "unknown top-level key", lambda c: c.update(seeds_typo=[0])
+    yield "typo in polarbear", lambda c: c["polarbear"].update(translatr={"batch_size": 16})
+    yield "typo in polarbear.vae", lambda c: c["polarbear"]["vae"].update(dropuot=0.1)
+    yield "typo in polarbear.vae.atac", lambda c: c["polarbear"]["vae"]["atac"].update(learning_rat=0.1)
+    yield "typo in polarbear.demo.translator", lambda c: c["polarbear"]["demo"]["translator"].update(patiense=3)
+    yield "unknown vae option value", lambda c: c["polarbear"]["vae"].update(atac_depth="quadratic")
+    yield "typo in features", lambda c: c["features"].update(peak_min_cell=5)
+    yield "typo in splits", lambda c: c["splits"].update(leiden_res=1.0)
+    yield "typo in demo", lambda c: c["demo"].update(n_cells=10)
+    yield "typo in babel", lambda c: c["babel"].update(learnig_rate=0.1)
+    yield "typo in baselines", lambda c: c["baselines"].update(knn=3)
+    yield "typo in evaluate", lambda c: c["evaluate"].update(fdr=0.1)
+    yield "typo in resources", lambda c: c["resources"].update(trian={"mem_mb": 1, "runtime": 1})
+    yield "typo in a resource", lambda c: c["resources"]["train"].update(gpus=1)
 
 
 @pytest.mark.parametrize("what,mutate", list(_mutations()), ids=[m[0] for m in _mutations()])
@@ -60,3 +75,27 @@ def test_schema_rejects_bad_config(schema, default_config, what, mutate):
     mutate(bad)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_split_fractions_must_sum_to_one(default_config):
+    """[0.9, 0.2, 0.2] passes the schema (each is a fraction) but is refused, not rescaled."""
+    from workflow_lib.splits import check_split_fractions, random_split
+
+    check_split_fractions(default_config)
+    bad = copy.deepcopy(default_config)
+    bad["splits"]["random_fracs"] = [0.9, 0.2, 0.2]
+    with pytest.raises(ValueError, match="random_fracs .* must sum to 1"):
+        check_split_fractions(bad)
+    with pytest.raises(ValueError, match="sum to 1"):
+        random_split(100, [0.9, 0.2, 0.2])
+    lab = random_split(100, [0.6, 0.2, 0.2])
+    assert (lab == "test").sum() == 20 and (lab == "val").sum() == 20
+
+
+def test_a_polarbear_key_given_twice_is_refused():
+    from workflow_lib.polarbear import modality_fit_params
+
+    fp = {"batch_size": 16, "learning_rate": 0.1, "rna": {"learning_rate": 0.001}, "atac": {"adam_eps": 1e-5}}
+    with pytest.raises(ValueError, match=r"\['learning_rate'\] given both"):
+        modality_fit_params(fp, "rna")
+    assert modality_fit_params(fp, "atac") == {"batch_size": 16, "learning_rate": 0.1, "adam_eps": 1e-5}

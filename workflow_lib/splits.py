@@ -13,13 +13,21 @@ import scipy.sparse as sp
 SPLITS = np.array(["train", "val", "test"], dtype=object)
 
 
+def check_split_fractions(config: dict) -> None:
+    """Raise ValueError if config ``splits.random_fracs`` do not sum to 1 (they are not rescaled)."""
+    fr = config["splits"]["random_fracs"]
+    if abs(sum(fr) - 1.0) > 1e-6:
+        raise ValueError(f"config.yaml: splits.random_fracs {fr} must sum to 1 (sum {sum(fr):g})")
+
+
 def random_split(n: int, fracs: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> np.ndarray:
     """Labels train/val/test for n cells: exact sizes round(frac * n) for val and test (train
     gets the rest), assigned by a seeded permutation."""
     fr = np.asarray(fracs, dtype=float)
     if len(fr) != 3 or (fr <= 0).any():
         raise ValueError(f"need three positive fractions, got {fracs}")
-    fr = fr / fr.sum()
+    if abs(fr.sum() - 1.0) > 1e-6:
+        raise ValueError(f"train/val/test fractions must sum to 1, got {list(fracs)} (sum {fr.sum():g})")
     n_val, n_test = int(round(fr[1] * n)), int(round(fr[2] * n))
     n_train = n - n_val - n_test
     lab = np.repeat(SPLITS, [n_train, n_val, n_test])
