@@ -49,7 +49,8 @@ else:
         benchmark:
             f"{R}/benchmarks/download/{{file}}.tsv"
         threads: 1
-        retries: 2
+        # no Snakemake retry directive: download() retries transient network errors (with backoff);
+        # a checksum mismatch or a 4xx is final and must not fetch a multi-GB file three times
         resources:
             mem_mb=RES["default"]["mem_mb"],
             runtime=RES["default"]["runtime"],

@@ -315,3 +315,11 @@ def test_every_public_download_has_a_checksum_source(default_config):
     assert unverifiable == []
     assert default_config["downloads"]["mm9_to_mm10_chain"]["checksum_url"].endswith("/mm9/liftOver/md5sum.txt")
     assert default_config["downloads"]["gencode_gtf"]["checksum_url"].endswith("/release_M25/MD5SUMS")
+
+
+def test_download_rule_does_not_repeat_final_failures(repo):
+    """The rule has no Snakemake `retries:` (a wrong checksum would download the file again and
+    again); transient network errors are retried inside download() instead (tested above)."""
+    text = (repo / "rules" / "download.smk").read_text()
+    rule = text[text.index("rule download:"):]
+    assert "retries:" not in rule.split("script:")[0]

@@ -36,3 +36,22 @@ def test_input_format_error_names_file_and_line():
     err = InputFormatError("/data/x.tsv.gz", "bad peak 'chr1:5'", line=12)
     assert str(err) == "/data/x.tsv.gz, line 12: bad peak 'chr1:5'"
     assert err.path == "/data/x.tsv.gz" and err.line == 12
+
+
+def test_uncaught_exception_lands_in_the_rule_log(tmp_path):
+    """A script that sets up its rule log with get_logger and then fails leaves the traceback in
+    that log (and on stderr), and still exits non-zero."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "logs" / "rule.log"
+    code = ("from workflow_lib.fileutils import get_logger\n"
+            f"get_logger({str(log)!r}).info('started')\n"
+            "def inner():\n    raise ValueError('bad value in input.tsv line 3')\n"
+            "inner()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert "started" in text and "failed with ValueError: bad value in input.tsv line 3" in text
+    assert "Traceback" in text and "in inner" in text
+    assert "bad value in input.tsv line 3" in proc.stderr

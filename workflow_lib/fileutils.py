@@ -104,7 +104,19 @@ def get_logger(log_path=None, name: str = "polarbear") -> logging.Logger:
         fh = logging.FileHandler(log_path, mode="a")
         fh.setFormatter(fmt)
         logger.addHandler(fh)
+        _log_uncaught_exceptions(logger)
     return logger
+
+
+def _log_uncaught_exceptions(logger: logging.Logger) -> None:
+    """Route an exception that ends the process through ``logger`` (stderr and the rule log), so
+    the traceback is in ``results/logs/...`` for ``--show-failed-logs`` and cluster users."""
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        logger.error("failed with %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
+    sys.excepthook = hook
 
 
 @contextlib.contextmanager
