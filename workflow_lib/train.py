@@ -187,7 +187,7 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "steps": steps})
         eligible = steps >= cfg.min_steps
         # before min_steps every epoch is only a provisional best; the first eligible epoch replaces it
-        if not eligible or best_steps < cfg.min_steps or \
+        if best_steps < cfg.min_steps or \
                 val_loss < best_val - 1e-6 * abs(best_val if math.isfinite(best_val) else 0.0):
             best_val, best_epoch, best_steps, bad = val_loss, epoch, steps, 0
             best_state = _state_to_cpu(model.state_dict())
