@@ -88,6 +88,11 @@ def verdict(rows: dict, label: str = "") -> list[str]:
     return out
 
 
+def run_name(path: Path, models: Path) -> str:
+    """``variant/scenario/method`` of a file below ``<results>/models``."""
+    return "/".join(path.relative_to(models).parts[:3])
+
+
 def convergence_rows(results: Path) -> list[str]:
     lines = ["| run | grid point | stage | best epoch | epochs run | steps | stopped by |",
              "|---|---|---|---|---|---|---|"]
@@ -99,7 +104,7 @@ def convergence_rows(results: Path) -> list[str]:
     fits += [(path, "babel", json.loads(path.read_text())["fit"])
              for path in sorted(models.glob("*/*/babel/grid/*/config.json"))]
     for path, stage, fit in fits:
-        run = "/".join(path.relative_to(models).parts[:3])
+        run = run_name(path, models)
         lines.append(f"| {run} | {path.parent.name} | {stage} | {fit['best_epoch']} | {fit['epochs_run']} | "
                      f"{fit['steps']} | {fit['stop_reason']} |")
     return lines
@@ -110,7 +115,7 @@ def selected_rows(results: Path) -> list[str]:
              "|---|---|---|"]
     for path in sorted((results / "models").glob("*/*/polarbear*/selected.json")):
         sel = json.loads(path.read_text())
-        run = "/".join(path.relative_to(results / "models").parts[:3])
+        run = run_name(path, results / "models")
         allp = ", ".join(f"{p} {v['total']:.1f}" for p, v in sorted(sel["all"].items()))
         lines.append(f"| {run} | {sel['point']} | {allp} |")
     return lines

@@ -40,7 +40,7 @@ from .data import SparseCellLoader, as_csr, batch_onehot
 from .fileutils import InputFormatError, timed, write_h5ad, write_json
 from .models.chromsplit import chrom_block_sizes
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
-from .models.vae import ATACVAE, RNAVAE, features_digest, load_vae, save_module
+from .models.vae import ATACVAE, RNAVAE, check_choice, features_digest, load_vae, save_module
 from .predictions import build_rna_prediction
 from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
@@ -151,12 +151,6 @@ def _training_matrix(modality, coassay_path, single_path, scenario, method):
     return co, X, batch_onehot(pd.Series(batch)), train, val
 
 
-def _check_es(name: str) -> str:
-    if name not in VAE_EARLY_STOPPING:
-        raise ValueError(f"early_stopping must be one of {VAE_EARLY_STOPPING}, not {name!r}")
-    return name
-
-
 def _init_output_bias(model, X, rows, size):
     """Start the decoder output at the mean (depth-normalised) profile of the training cells.
 
@@ -222,7 +216,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     ckpt = Path(out_pt).with_suffix(".ckpt")
     fp = dict(model=model.config(), n_rows=X.shape[0], nnz=int(X.nnz), n_train=int(train.size),
               n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")))
-    es = _check_es(fp["early_stopping"])
+    es = check_choice("early_stopping", fp["early_stopping"], VAE_EARLY_STOPPING)
     log.info("%s VAE: %s; KL weight 0 for %d epochs, then warm-up to beta=%g over %d epochs; early stopping "
              "on validation %s (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs",
              modality, {k: v for k, v in model.config().items() if k not in meta and k != "chrom_sizes"},
@@ -297,8 +291,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     cfg = FitConfig.from_params(fit_params, seed=seed)
     cfg.kl_warmup_epochs = 0
     source = str(fit_params.get("input", "sample"))
-    if source not in TRANSLATOR_INPUTS:
-        raise ValueError(f"translator input must be one of {TRANSLATOR_INPUTS}, not {source!r}")
+    check_choice("translator input", source, TRANSLATOR_INPUTS)
     log.info("translators: trained on %s of the source posterior, Adam lr %g eps %g, batch %d, <= %d epochs, "
              "patience %d, at least %d steps", "samples z ~ q(z|x)" if source == "sample" else "the means",
              cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.min_steps)

@@ -88,14 +88,14 @@ def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "per_
     raise ValueError(f"atac hidden rule must be one of {ATAC_HIDDEN_RULES}, not {rule!r}")
 
 
-def _check_choice(name, value, choices):
+def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, not {value!r}")
     return value
 
 
 def _act(name: str) -> nn.Module:
-    _check_choice("activation", name, ACTIVATIONS)
+    check_choice("activation", name, ACTIVATIONS)
     return nn.LeakyReLU(0.2) if name == "leaky_relu" else nn.ReLU()
 
 
@@ -134,7 +134,7 @@ class RNAVAE(_VAEBase):
                  dropout: float = 0.1, input_transform: str = "counts", activation: str = "leaky_relu",
                  decoder_dropout: float = 0.0, **meta):
         super().__init__()
-        _check_choice("RNA input_transform", input_transform, RNA_INPUTS)
+        check_choice("RNA input_transform", input_transform, RNA_INPUTS)
         hidden = hidden or hidden_width(n_genes + n_batches, latent)
         self._config = dict(kind=self.kind, n_genes=int(n_genes), n_batches=int(n_batches), latent=int(latent),
                             hidden=int(hidden), dropout=float(dropout), input_transform=input_transform,
@@ -192,8 +192,8 @@ class ATACVAE(_VAEBase):
         chrom_sizes = [int(c) for c in chrom_sizes]
         if sum(chrom_sizes) != n_peaks:
             raise ValueError(f"chromosome block sizes sum to {sum(chrom_sizes)}, expected {n_peaks} peaks")
-        _check_choice("ATAC input_transform", input_transform, ATAC_INPUTS)
-        _check_choice("ATAC depth_model", depth_model, DEPTH_MODELS)
+        check_choice("ATAC input_transform", input_transform, ATAC_INPUTS)
+        check_choice("ATAC depth_model", depth_model, DEPTH_MODELS)
         hs = atac_block_widths(chrom_sizes, latent, hidden_rule, hidden if hidden_rule == "total" else None,
                                n_batches=n_batches)
         h = sum(hs)
