@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from workflow_lib import download as dl
 from workflow_lib.download import (DownloadError, check_gzip, download, parse_checksum_manifest,
                                    server_md5, summary_path, write_summary)
 
@@ -204,6 +205,12 @@ def http_server():
                 self.send_error(404)
                 return
             body, headers = routes[self.path]
+            if isinstance(body, tuple):  # ("redirect", location)
+                self.send_response(302)
+                self.send_header("Location", body[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             for k, v in headers:
@@ -221,6 +228,10 @@ def http_server():
     class Server:
         def serve(self, path, body, headers=()):
             routes[path] = (body, list(headers))
+            return f"http://127.0.0.1:{srv.server_address[1]}{path}"
+
+        def redirect(self, path, location):
+            routes[path] = (("redirect", location), [])
             return f"http://127.0.0.1:{srv.server_address[1]}{path}"
 
     s = Server()
@@ -323,3 +334,35 @@ def test_download_rule_does_not_repeat_final_failures(repo):
     text = (repo / "rules" / "download.smk").read_text()
     rule = text[text.index("rule download:"):]
     assert "retries:" not in rule.split("script:")[0]
+
+
+def test_redirects_are_followed_within_the_cap(http_server, tmp_path):
+    body = b"payload" * 10
+    target = http_server.serve("/real/data.bin", body)
+    url = http_server.redirect("/hop1", "/hop2")
+    http_server.redirect("/hop2", target)
+    out = tmp_path / "data.bin"
+    download(url, out, md5=hashlib.md5(body).hexdigest())
+    assert out.read_bytes() == body
+
+
+def test_redirect_loops_are_capped_and_not_retried(http_server, tmp_path):
+    url = http_server.redirect("/loop", "/loop")
+    out = tmp_path / "x.bin"
+    with pytest.raises(DownloadError):
+        download(url, out, md5="0" * 32, retries=3)
+    # one attempt only (no retries of a final error), at most MAX_REDIRECTS + 1 requests
+    assert len(http_server.hits) <= dl.MAX_REDIRECTS + 1
+    assert not out.exists() and leftovers(out.parent, "x.bin") == []
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file"])
+def test_redirect_to_another_scheme_is_refused(http_server, tmp_path, scheme):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("local file")
+    target = secret.as_uri() if scheme == "file" else "ftp://127.0.0.1:9/secret.txt"
+    url = http_server.redirect("/evil", target)
+    out = tmp_path / "got.txt"
+    with pytest.raises(DownloadError, match=f"refusing the redirect from http:// to {scheme}://|not allowed"):
+        download(url, out, md5=hashlib.md5(b"local file").hexdigest())
+    assert not out.exists() and len(http_server.hits) == 1

@@ -596,6 +596,16 @@ def _summary_path(output) -> Path:
     return out.with_name(stem + ".summary.json")
 
 
+def _refuse_overwriting_inputs(outputs, inputs) -> None:
+    """CLIError if an output path is (or would replace) one of the inputs or lies inside the model
+    directory."""
+    ins = [Path(p).resolve() for p in inputs]
+    for out in map(lambda p: Path(p).resolve(), outputs):
+        for src in ins:
+            if out == src or src in out.parents:
+                raise CLIError(f"output {out} would overwrite the input {src}; choose another --output")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -614,6 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(card_text(card, args.features))
         elif args.command == "translate":
+            _refuse_overwriting_inputs([args.output], [args.input, args.model])
             model = load_model_dir(args.model)
             adata = read_input(args.input, "input")
             with timed(log, f"translate {adata.n_obs} cells"):
@@ -623,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_missing_frac=args.max_missing_frac, path=args.input, logger=log)
             log.info("wrote %s (%s, %d cells x %d features)", args.output, direction, *shape)
         elif args.command == "align":
+            _refuse_overwriting_inputs([args.output, _summary_path(args.output)], [args.rna, args.atac, args.model])
             model = load_model_dir(args.model)
             rna, atac = read_input(args.rna, "RNA"), read_input(args.atac, "ATAC")
             truth = None if str(args.truth).lower() == "none" else args.truth

@@ -129,9 +129,30 @@ def server_md5(headers: dict) -> str | None:
     return found[0][1] if found else None
 
 
+MAX_REDIRECTS = 5
+
+
+class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
+    """Follow at most :data:`MAX_REDIRECTS` redirects, and only to the same scheme (or from
+    http:// up to https://): a download never ends up on ftp://, file:// or downgraded to http."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old = urllib.parse.urlsplit(req.full_url).scheme
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme
+        if new != old and not (old == "http" and new == "https"):
+            raise DownloadError(f"{url_basename(req.full_url)}: refusing the redirect from {old}:// to {new}:// "
+                                f"({newurl})")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_RedirectPolicy)
+
+
 def _open(url: str, timeout: float):
     req = urllib.request.Request(url, headers={"User-Agent": "polarbear-workflow/0.1"})
-    return urllib.request.urlopen(req, timeout=timeout)
+    return _OPENER.open(req, timeout=timeout)
 
 
 def _headers(url: str, response) -> dict:
@@ -187,8 +208,8 @@ def _retry(fn, url: str, retries: int, log: logging.Logger, failure: str):
             raise
         except _NET_ERRORS as e:
             last = e
-            if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500:
-                break
+            if isinstance(e, urllib.error.HTTPError) and 300 <= e.code < 500:
+                break  # client errors and too many redirects are final
             if url.startswith("file:") or attempt == retries:
                 break
             log.warning("download of %s failed (attempt %d/%d): %s", url, attempt, retries, e)

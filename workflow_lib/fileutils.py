@@ -10,6 +10,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import tempfile
 import time
@@ -36,17 +38,51 @@ class InputFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-{socket.gethostname()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(path) -> list[Path]:
+    """Remove temporary files of ``path`` left by killed writers (:func:`atomic_path` names them
+    ``.<name>.tmp-<host>-<pid>-*``): only those of this host whose process no longer runs."""
+    path = Path(path)
+    prefix = _temp_prefix(path)
+    pat = re.compile(re.escape(prefix) + r"(\d+)-")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for f in path.parent.iterdir():
+        m = pat.match(f.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                removed.append(f)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
     The temporary file keeps the final suffix (``suffix`` or that of ``path``) so writers that
-    look at extensions (h5py, anndata, matplotlib) behave the same. On error it is removed.
+    look at extensions (h5py, anndata, matplotlib) behave the same. On error it is removed;
+    temporary files that killed writers of the same ``path`` left behind are removed on start.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else "".join(path.suffixes),
+        prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=suffix if suffix is not None else "".join(path.suffixes),
         dir=path.parent,
     )
     os.close(fd)
@@ -60,6 +96,46 @@ def atomic_path(path, suffix: str | None = None) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def check_values(X, where, what: str = "X", obs_names=None, var_names=None, nonnegative: bool = True) -> None:
+    """Refuse NaN, +-Inf and (``nonnegative``) negative values in a cells x features matrix.
+
+    Raises :class:`InputFormatError` naming ``where`` (the file), ``what`` (the matrix) and the
+    first offending cell and feature (by name when ``obs_names``/``var_names`` are given, else
+    1-based row/column). Sparse-aware: only stored values are scanned.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        X = X.tocsr() if not sp.isspmatrix_csr(X) and not isinstance(X, sp.csr_array) else X
+        data = np.asarray(X.data)
+    else:
+        data = np.asarray(X)
+    if data.size == 0 or not np.issubdtype(data.dtype, np.number):
+        return
+    bad = ~np.isfinite(data)
+    if nonnegative:
+        bad |= data < 0
+    if not bad.any():
+        return
+    flat = int(np.flatnonzero(bad.ravel())[0])
+    if sp.issparse(X):
+        row = int(np.searchsorted(X.indptr, flat, side="right") - 1)
+        col = int(X.indices[flat])
+        value = data[flat]
+    else:
+        row, col = (int(v) for v in np.unravel_index(flat, data.shape)) if data.ndim == 2 else (flat, 0)
+        value = data.ravel()[flat]
+    kind = "NaN" if np.isnan(value) else ("infinite" if np.isinf(value) else "negative")
+    cell = f"cell {obs_names[row]!r}" if obs_names is not None else f"row {row + 1}"
+    feat = f"feature {var_names[col]!r}" if var_names is not None else f"column {col + 1}"
+    n = int(bad.sum())
+    allowed = "NaN, infinite or negative" if nonnegative else "NaN or infinite"
+    raise InputFormatError(where, f"{what} has {n} invalid value(s) ({allowed}); the first is "
+                                  f"{float(value):g} ({kind}) at {cell}, {feat}"
+                                  + ("; raw counts (or 0/1 accessibility) are expected" if nonnegative else ""))
 
 
 def write_h5ad(adata, path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .fileutils import InputFormatError
+from .fileutils import InputFormatError, check_values
 
 PEAK_RE = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)$")
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
@@ -242,9 +242,18 @@ def read_mtx_csr(path, transpose: bool, keep_rows: np.ndarray | None = None,
             reader = pd.read_csv(fh, sep=r"\s+", header=None, names=names, comment="%",
                                  chunksize=chunksize, dtype=dtypes, engine="c")
             for chunk in reader:
-                if chunk.isna().to_numpy().any():
-                    bad = int(np.flatnonzero(chunk.isna().to_numpy().any(axis=1))[0])
+                ij_na = chunk[["i", "j"]].isna().to_numpy().any(axis=1)
+                if ij_na.any():
+                    bad = int(np.flatnonzero(ij_na)[0])
                     raise InputFormatError(path, "incomplete matrix entry", line=nhead + seen + bad + 1)
+                if field != "pattern":
+                    vv = chunk["v"].to_numpy()
+                    badv = np.flatnonzero(~np.isfinite(vv) | (vv < 0))
+                    if len(badv):
+                        b = int(badv[0])
+                        what = "missing" if np.isnan(vv[b]) else f"{vv[b]:g}"
+                        raise InputFormatError(path, f"matrix value {what} (counts must be finite and >= 0)",
+                                               line=nhead + seen + b + 1)
                 i = chunk["i"].to_numpy() - 1
                 j = chunk["j"].to_numpy() - 1
                 badi = np.flatnonzero((i < 0) | (i >= nr) | (j < 0) | (j >= nc))
@@ -268,7 +277,8 @@ def read_mtx_csr(path, transpose: bool, keep_rows: np.ndarray | None = None,
         except _GZIP_ERRORS as e:
             raise InputFormatError(path, f"truncated or corrupt gzip file ({e.__class__.__name__}: {e})") from e
         except (ValueError, pd.errors.ParserError) as e:
-            raise InputFormatError(path, f"malformed matrix entries ({e})") from e
+            line, text = _first_malformed_mtx_line(path, ncols_expected)
+            raise InputFormatError(path, f"malformed matrix entry {text!r} ({e})", line=line) from e
     if seen != nnz:
         raise InputFormatError(path, f"header declares {nnz} entries but the file has {seen} (truncated?)")
     n_out = len(keep_rows) if keep_rows is not None else out_rows
@@ -283,6 +293,33 @@ def read_mtx_csr(path, transpose: bool, keep_rows: np.ndarray | None = None,
     X = sp.coo_matrix((v, (r, c)), shape=(n_out, out_cols)).tocsr()
     X.sum_duplicates()
     return X.astype(np.float32, copy=False)
+
+
+def _first_malformed_mtx_line(path, n_fields: int) -> tuple[int | None, str]:
+    """(line number, text) of the first body line of a MatrixMarket file that is not
+    ``n_fields`` numbers (integer indices), or (None, '') if none is found. Slow path: only run
+    after the fast parser failed, to name the line."""
+    seen_size = False
+    with open_text(path) as fh:
+        for n, line in enumerate(fh, start=1):
+            t = line.strip()
+            if not t or t.startswith("%"):
+                continue
+            if not seen_size:
+                seen_size = True
+                continue
+            f = t.split()
+            try:
+                ok = len(f) == n_fields
+                if ok:
+                    int(f[0]), int(f[1])
+                    if n_fields == 3:
+                        float(f[2])
+            except ValueError:
+                ok = False
+            if not ok:
+                return n, t[:80]
+    return None, ""
 
 
 def _orientation(path, shape_rc, n_cells: int, n_features: int, barcodes, features) -> bool:
@@ -305,7 +342,7 @@ def _counts_anndata(counts, barcodes_path, features_path, var: pd.DataFrame, cel
     if cells is not None:
         keep = np.sort(np.asarray(cells, dtype=np.int64))
         bcs = bcs[keep]
-    X = read_mtx_csr(counts, transpose=transpose, keep_rows=keep)
+    X = read_mtx_csr(counts, transpose=transpose, keep_rows=keep)  # values checked per line
     obs = pd.DataFrame(index=pd.Index(np.asarray(bcs, dtype=str), name=None))
     a = ad.AnnData(X=X, obs=obs, var=var)
     a.uns["source"] = {"counts": str(counts), "barcodes": str(barcodes_path), "features": str(features_path)}
@@ -407,6 +444,7 @@ def read_loom(path, chunk_cells: int = 4096, gene_attr: str = "Gene", cell_attr:
         except OSError as e:
             raise InputFormatError(path, f"corrupt HDF5 data in /matrix ({e})") from e
     X = sp.vstack(blocks, format="csr").astype(np.float32) if blocks else sp.csr_matrix((0, n_genes), dtype=np.float32)
+    check_values(X, path, "/matrix", cells.astype(str), genes.astype(str))
     var = pd.DataFrame({"gene_name": genes.astype(str)})
     if acc is not None:
         var["accession"] = acc.astype(str)

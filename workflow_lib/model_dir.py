@@ -11,10 +11,19 @@ needs pickle to read::
     <dir>/<module>.pt         one state_dict per module (plain ``dict[str, Tensor]``)
     <dir>/depth_regressor.pt  ridge regression RNA -> ATAC depth factor, as tensors
 
+    <dir>/model.json.sha256   sha256 of model.json (``sha256sum -c`` format)
+
 Every ``.pt`` file is a flat dict of tensors, so ``torch.load(path, weights_only=True)`` reads
-it. Modules are rebuilt by importing the class named in ``model.json`` (only classes inside
-the ``workflow_lib`` package are accepted) and calling it with the stored keyword arguments;
-the model code itself is never duplicated here.
+it. A model directory is data, never code: loading it (:func:`read_card`, :func:`load_model_dir`)
+
+* verifies ``model.json`` against ``model.json.sha256`` and every weights file against the
+  sha256 listed in ``model.json`` (every weights file must be listed);
+* validates ``model.json`` against :data:`MODEL_CARD_SCHEMA` (types, ranges, file names without
+  directories, no unknown constructor arguments) and checks that the modules agree with the
+  feature lists;
+* rebuilds each module only from :data:`MODEL_CLASSES`, an explicit list of the package's model
+  classes, first on the ``meta`` device (no memory) to check every weight's name and shape
+  against the weights file, then for real.
 
 Feature matching (:func:`match_features`) maps a user's AnnData onto the model's features by
 name: extra features are dropped, duplicate names are summed, missing features are filled with
@@ -40,13 +49,26 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .fileutils import InputFormatError, write_json
+from .fileutils import InputFormatError, check_values, write_json
 
 FORMAT_NAME = "polarbear-model-dir"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: model.json covered by model.json.sha256, schema-validated
 MODEL_JSON = "model.json"
+MODEL_JSON_SHA = "model.json.sha256"
 DEFAULT_MAX_MISSING_FRAC = 0.5
-_ALLOWED_PACKAGE = "workflow_lib."
+
+# The only classes a model directory may name: class path -> (module, attribute).
+MODEL_CLASSES = {
+    "workflow_lib.models.vae.RNAVAE": ("workflow_lib.models.vae", "RNAVAE"),
+    "workflow_lib.models.vae.ATACVAE": ("workflow_lib.models.vae", "ATACVAE"),
+    "workflow_lib.models.translator.LatentTranslator": ("workflow_lib.models.translator", "LatentTranslator"),
+}
+POLARBEAR_MODULES = {
+    "vae_rna": "workflow_lib.models.vae.RNAVAE",
+    "vae_atac": "workflow_lib.models.vae.ATACVAE",
+    "translator_rna_to_atac": "workflow_lib.models.translator.LatentTranslator",
+    "translator_atac_to_rna": "workflow_lib.models.translator.LatentTranslator",
+}
 
 
 # ----------------------------------------------------------------------------- weights
@@ -102,10 +124,11 @@ def class_path(obj_or_cls) -> str:
 
 
 def import_class(path: str):
-    """Import ``package.module.Class``; only classes of this package are allowed."""
-    if not path.startswith(_ALLOWED_PACKAGE):
-        raise ValueError(f"refusing to import {path!r}: model classes must live in workflow_lib")
-    module, _, name = path.rpartition(".")
+    """The model class named ``path``; only the classes of :data:`MODEL_CLASSES` are allowed."""
+    if path not in MODEL_CLASSES:
+        raise ValueError(f"refusing to load class {path!r}: a model directory may only name "
+                         f"{', '.join(sorted(MODEL_CLASSES))}")
+    module, name = MODEL_CLASSES[path]
     return getattr(importlib.import_module(module), name)
 
 
@@ -206,27 +229,167 @@ def write_model_dir(
             **_jsonable(dict(card or {})),
         }
         write_json(meta, tmp / MODEL_JSON)
+        (tmp / MODEL_JSON_SHA).write_text(f"{_sha256(tmp / MODEL_JSON)}  {MODEL_JSON}\n")
     return out_dir
 
 
 # ----------------------------------------------------------------------------- reading
 
 
+_FILE_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.pt$"}
+_INT = {"type": "integer"}
+_COMMON_VAE_KWARGS = {
+    "n_batches": {**_INT, "minimum": 1, "maximum": 10_000},
+    "latent": {**_INT, "minimum": 1, "maximum": 1024},
+    "hidden": {**_INT, "minimum": 1, "maximum": 1_000_000},
+    "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    "activation": {"enum": ["leaky_relu", "relu"]},
+    # training metadata stored with the module
+    "batch_categories": {"type": "array", "items": {"type": "string", "maxLength": 1000}, "maxItems": 10_000},
+    "features_sha1": {"type": "string", "pattern": "^[0-9a-f]{40}$"},
+    "point": {"type": "string", "maxLength": 200},
+    "method": {"type": "string", "maxLength": 200},
+    "scenario": {"type": "string", "maxLength": 200},
+    "beta": {"type": "number", "minimum": 0, "maximum": 1000},
+}
+_KWARGS_SCHEMAS = {
+    "workflow_lib.models.vae.RNAVAE": {
+        "type": "object", "additionalProperties": False,
+        "required": ["n_genes", "n_batches", "latent"],
+        "properties": {**_COMMON_VAE_KWARGS,
+                       "n_genes": {**_INT, "minimum": 1, "maximum": 1_000_000},
+                       "input_transform": {"enum": ["counts", "log1p"]},
+                       "decoder_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+    },
+    "workflow_lib.models.vae.ATACVAE": {
+        "type": "object", "additionalProperties": False,
+        "required": ["n_peaks", "n_batches", "latent", "chrom_sizes"],
+        "properties": {**_COMMON_VAE_KWARGS,
+                       "n_peaks": {**_INT, "minimum": 1, "maximum": 10_000_000},
+                       "chrom_sizes": {"type": "array", "items": {**_INT, "minimum": 1}, "minItems": 1,
+                                       "maxItems": 10_000},
+                       "depth_ref": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
+                       "hidden_rule": {"enum": ["per_chromosome", "total"]},
+                       "input_transform": {"enum": ["binary", "idf"]},
+                       "depth_model": {"enum": ["linear", "complement"]}},
+    },
+    "workflow_lib.models.translator.LatentTranslator": {
+        "type": "object", "additionalProperties": False, "required": ["latent_in", "latent_out"],
+        "properties": {"latent_in": {**_INT, "minimum": 1, "maximum": 1024},
+                       "latent_out": {**_INT, "minimum": 1, "maximum": 1024}},
+    },
+}
+
+
+def _module_schema(cls_path: str) -> dict:
+    return {"type": "object", "additionalProperties": False, "required": ["class", "kwargs", "weights"],
+            "properties": {"class": {"const": cls_path}, "kwargs": _KWARGS_SCHEMAS[cls_path],
+                           "weights": _FILE_NAME}}
+
+
+def _feature_schema() -> dict:
+    return {"type": "object", "required": ["n", "names"],
+            "properties": {"n": {**_INT, "minimum": 1}, "kind": {"type": "string"},
+                           "names": {"type": "array", "items": {"type": "string", "maxLength": 1000}}}}
+
+
+#: JSON schema of ``model.json``: the fields the loader acts on are closed and typed; the model
+#: card's descriptive fields (hyper-parameters, training data, scores) are free-form.
+MODEL_CARD_SCHEMA = {
+    "type": "object",
+    "required": ["format", "format_version", "modules", "tensors", "files_sha256", "features", "batch_categories"],
+    "properties": {
+        "format": {"const": FORMAT_NAME},
+        "format_version": {**_INT, "minimum": 1},
+        "modules": {"type": "object", "additionalProperties": False, "required": sorted(POLARBEAR_MODULES),
+                    "properties": {name: _module_schema(cls) for name, cls in POLARBEAR_MODULES.items()}},
+        "tensors": {"type": "object", "additionalProperties": False, "properties": {"depth_regressor": _FILE_NAME}},
+        "files_sha256": {"type": "object", "propertyNames": _FILE_NAME,
+                         "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+        "features": {"type": "object", "additionalProperties": False, "required": ["rna", "atac"],
+                     "properties": {"rna": _feature_schema(), "atac": _feature_schema()}},
+        "batch_categories": {"type": "object", "additionalProperties": False, "required": ["rna", "atac"],
+                             "properties": {m: {"type": "array", "minItems": 1, "maxItems": 10_000,
+                                                "items": {"type": "string", "maxLength": 1000}}
+                                            for m in ("rna", "atac")}},
+        "default_batch": {"type": "object", "additionalProperties": False,
+                          "properties": {"rna": {"type": "string"}, "atac": {"type": "string"}}},
+    },
+}
+
+
+def _json_where(err) -> str:
+    return "/".join(map(str, err.absolute_path)) or "(top level)"
+
+
+def _check_card(card: dict, path: Path) -> None:
+    """Schema validation plus the cross-field checks a schema cannot express."""
+    import jsonschema
+
+    if not isinstance(card, dict):
+        raise InputFormatError(path, "model.json must hold a JSON object")
+    if card.get("format") != FORMAT_NAME:
+        raise InputFormatError(path, f"format is {card.get('format')!r}, expected {FORMAT_NAME!r}")
+    version = card.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise InputFormatError(path, f"format_version {version} is newer than this package reads ({FORMAT_VERSION})")
+    errors = sorted(jsonschema.Draft7Validator(MODEL_CARD_SCHEMA).iter_errors(card),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        e = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise InputFormatError(path, f"invalid model card at {_json_where(e)}: {e.message}{more}")
+    if version < FORMAT_VERSION:
+        raise InputFormatError(path, f"format_version {version} predates checksummed model cards; "
+                                     "re-export the model with this version (workflow rule export_model or "
+                                     "`polarbear train`)")
+    feats, mods = card["features"], card["modules"]
+    for m in ("rna", "atac"):
+        if feats[m]["n"] != len(feats[m]["names"]):
+            raise InputFormatError(path, f"features/{m}: n = {feats[m]['n']} but {len(feats[m]['names'])} names")
+    kw = {name: spec["kwargs"] for name, spec in mods.items()}
+    checks = [
+        (kw["vae_rna"]["n_genes"] == feats["rna"]["n"], "modules/vae_rna n_genes differs from the RNA feature count"),
+        (kw["vae_atac"]["n_peaks"] == feats["atac"]["n"], "modules/vae_atac n_peaks differs from the peak count"),
+        (sum(kw["vae_atac"]["chrom_sizes"]) == kw["vae_atac"]["n_peaks"],
+         "modules/vae_atac chrom_sizes do not sum to n_peaks"),
+        (kw["vae_rna"]["n_batches"] == len(card["batch_categories"]["rna"]),
+         "modules/vae_rna n_batches differs from batch_categories/rna"),
+        (kw["vae_atac"]["n_batches"] == len(card["batch_categories"]["atac"]),
+         "modules/vae_atac n_batches differs from batch_categories/atac"),
+        ((kw["translator_rna_to_atac"]["latent_in"], kw["translator_rna_to_atac"]["latent_out"])
+         == (kw["vae_rna"]["latent"], kw["vae_atac"]["latent"]), "translator_rna_to_atac does not fit the VAE latents"),
+        ((kw["translator_atac_to_rna"]["latent_in"], kw["translator_atac_to_rna"]["latent_out"])
+         == (kw["vae_atac"]["latent"], kw["vae_rna"]["latent"]), "translator_atac_to_rna does not fit the VAE latents"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise InputFormatError(path, msg)
+    listed = set(card["files_sha256"])
+    for fname in [s["weights"] for s in mods.values()] + list(card["tensors"].values()):
+        if fname not in listed:
+            raise InputFormatError(path, f"weights file {fname} has no checksum in files_sha256")
+
+
 def read_card(model_dir) -> dict[str, Any]:
-    """The parsed ``model.json`` of a model directory (validated for format and version)."""
+    """The parsed ``model.json`` of a model directory: checksum verified (``model.json.sha256``),
+    validated against :data:`MODEL_CARD_SCHEMA` and cross-checked. Raises InputFormatError."""
     path = Path(model_dir) / MODEL_JSON
     if not path.is_file():
         raise InputFormatError(model_dir, f"not a Polarbear model directory (no {MODEL_JSON})")
+    raw = path.read_bytes()
     try:
-        card = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputFormatError(path, f"invalid JSON ({e.msg})", line=e.lineno) from e
-    if card.get("format") != FORMAT_NAME:
-        raise InputFormatError(path, f"format is {card.get('format')!r}, expected {FORMAT_NAME!r}")
-    if int(card.get("format_version", -1)) > FORMAT_VERSION:
-        raise InputFormatError(
-            path, f"format_version {card['format_version']} is newer than this package reads ({FORMAT_VERSION})"
-        )
+        card = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFormatError(path, f"invalid JSON ({getattr(e, 'msg', e)})", line=getattr(e, "lineno", None)) from e
+    if isinstance(card, dict) and isinstance(card.get("format_version"), int) and card["format_version"] >= 2:
+        sha_path = Path(model_dir) / MODEL_JSON_SHA
+        if not sha_path.is_file():
+            raise InputFormatError(sha_path, "missing: the model card's checksum file is required")
+        expected = sha_path.read_text(errors="replace").split()
+        if not expected or hashlib.sha256(raw).hexdigest() != expected[0].lower():
+            raise InputFormatError(path, f"checksum does not match {MODEL_JSON_SHA} (file changed or truncated)")
+    _check_card(card, path)
     return card
 
 
@@ -254,26 +417,50 @@ class ModelDir:
         return list(self.card["batch_categories"][modality])
 
 
+def _build_module(cls_path: str, kwargs: dict, state: Mapping[str, Any], where: Path):
+    """Build an allowed class on the ``meta`` device, check the weights' names and shapes, then
+    build it for real and load the weights (strict)."""
+    import torch
+
+    cls = import_class(cls_path)
+    try:
+        with torch.device("meta"):
+            skeleton = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise InputFormatError(where, f"cannot build {cls_path} from model.json ({e})") from e
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want != have:
+        missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        wrong = [k for k in set(want) & set(have) if want[k] != have[k]]
+        detail = "; ".join(x for x in (
+            f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
+            f"shape of {wrong[0]} is {have[wrong[0]]}, the architecture needs {want[wrong[0]]}" if wrong else "") if x)
+        raise InputFormatError(where, f"weights do not fit the architecture in model.json ({detail})")
+    module = cls(**kwargs)
+    module.load_state_dict(state)
+    return module
+
+
 def load_model_dir(model_dir, device: torch.device | str = "cpu", verify: bool = True) -> ModelDir:
-    """Load a model directory: rebuild each module from its class + kwargs, load its weights."""
+    """Load a model directory: verify and validate ``model.json`` (:func:`read_card`), verify every
+    weights file's sha256 (``verify``), rebuild each module from :data:`MODEL_CLASSES` and load its
+    weights with ``weights_only=True``."""
     model_dir = Path(model_dir)
     card = read_card(model_dir)
-    hashes = card.get("files_sha256", {})
     if verify:
-        for fname, digest in hashes.items():
+        for fname, digest in card["files_sha256"].items():
             f = model_dir / fname
             if not f.is_file():
                 raise InputFormatError(f, "weights file listed in model.json is missing")
             if _sha256(f) != digest:
                 raise InputFormatError(f, "checksum does not match model.json (file changed or truncated)")
     modules = {}
-    for name, spec in card.get("modules", {}).items():
-        cls = import_class(spec["class"])
-        module = cls(**spec["kwargs"])
-        state = load_weights(model_dir / spec["weights"])
-        module.load_state_dict(state)
+    for name, spec in card["modules"].items():
+        wpath = model_dir / spec["weights"]
+        module = _build_module(spec["class"], spec["kwargs"], load_weights(wpath), wpath)
         modules[name] = module.to(device).eval()
-    tensors = {name: load_weights(model_dir / fname) for name, fname in card.get("tensors", {}).items()}
+    tensors = {name: load_weights(model_dir / fname) for name, fname in card["tensors"].items()}
     return ModelDir(path=model_dir, card=card, modules=modules, tensors=tensors)
 
 
@@ -413,8 +600,7 @@ def match_features(
     )
     X = adata.X
     X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else sp.csr_matrix(np.asarray(X, dtype=np.float32))
-    if X.nnz and (X.data < 0).any():
-        raise InputFormatError(where, "X has negative values; raw counts (or 0/1 accessibility) are expected")
+    check_values(X, where, "X", adata.obs_names, adata.var_names)
     out = (X @ M).tocsr()
     if modality == "atac" and out.nnz:
         out.data[:] = 1.0  # binarise, as in training (duplicates summed first)

@@ -18,6 +18,7 @@ keeping only the requested cells, so a downsampled matrix never exists in full.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -41,7 +42,11 @@ def _open(path):
         f = h5py.File(path, "r")
     except OSError as e:
         raise InputFormatError(path, f"cannot open as a snap (HDF5) file ({e})") from e
-    magic = f["HD/MG"][()] if "HD/MG" in f else None
+    try:
+        magic = f["HD/MG"][()] if "HD/MG" in f else None
+    except (OSError, KeyError, RuntimeError) as e:
+        f.close()
+        raise InputFormatError(path, f"corrupt snap (HDF5) file: {e.__class__.__name__}: {e}") from e
     if isinstance(magic, np.ndarray):
         magic = magic.reshape(-1)[0] if magic.size else None
     if isinstance(magic, bytes):
@@ -57,10 +62,20 @@ def _strings(ds) -> np.ndarray:
     return np.array([x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in a], dtype=object)
 
 
+@contextlib.contextmanager
+def _reading(path):
+    """Open a snap file; HDF5 errors while reading it (a corrupt or truncated file) name the file."""
+    with _open(path) as f:
+        try:
+            yield f
+        except (OSError, KeyError, RuntimeError) as e:
+            raise InputFormatError(path, f"corrupt snap (HDF5) file: {e.__class__.__name__}: {e}") from e
+
+
 def read_snap_barcodes(path, min_fragments: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(barcodes, keep) of a snap file: all barcodes in file order and a boolean mask of those
     with at least ``min_fragments`` unique fragments (``BD/UQ``; all True when 0)."""
-    with _open(path) as f:
+    with _reading(path) as f:
         if "BD/name" not in f:
             raise InputFormatError(path, "missing BD/name (barcodes)")
         bcs = _strings(f["BD/name"])
@@ -135,7 +150,7 @@ def read_snap(path, cells: Sequence[int] | None = None, matrix: str = "auto", bi
         raise ValueError(f"{path}: cell index out of range 0..{len(bcs) - 1}")
     remap = np.full(len(bcs), -1, dtype=np.int64)
     remap[keep] = np.arange(len(keep))
-    with _open(path) as f:
+    with _reading(path) as f:
         group, var = _features(f, path, matrix, bin_size)
         for k in ("idx", "idy", "count"):
             if f"{group}/{k}" not in f:
@@ -153,6 +168,11 @@ def read_snap(path, cells: Sequence[int] | None = None, matrix: str = "auto", bi
                 b = int(bad[0])
                 raise InputFormatError(path, f"{group}: entry {s + b + 1} = (barcode {i[b] + 1}, feature {j[b] + 1}) "
                                              f"outside {len(bcs)} barcodes x {len(var)} features (1-based)")
+            badv = np.flatnonzero(~np.isfinite(v) | (v < 0))
+            if len(badv):
+                b = int(badv[0])
+                raise InputFormatError(path, f"{group}/count: entry {s + b + 1} (barcode {i[b] + 1}, feature "
+                                             f"{j[b] + 1}) is {v[b]:g}; counts must be finite and >= 0")
             r = remap[i]
             m = r >= 0
             rows.append(r[m].astype(np.int32))
