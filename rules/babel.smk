@@ -14,7 +14,8 @@ wildcard_constraints:
 
 
 rule train_babel:
-    """Train BABEL at one grid point (latent dimension x ATAC loss weight)."""
+    """Train BABEL at one grid point (latent dimension x ATAC loss weight); babel.architecture
+    picks the authors' model (default) or the compact one."""
     input:
         rna=processed("{variant}", "coassay_rna"),
         atac=processed("{variant}", "coassay_atac"),
@@ -23,6 +24,8 @@ rule train_babel:
         config=f"{BABEL_DIR}/grid/{{point}}/config.json",
     params:
         fit=babel_fit_params(),
+        architecture=BABEL_SETTINGS["architecture"],
+        model=BABEL_SETTINGS["model"],
         grid=lambda wc: parse_point(wc.point),
         seed=config["seed"],
     log:

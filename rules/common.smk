@@ -1,6 +1,7 @@
 # Shared helpers for all rule files (paths, grids, resources), included first by the Snakefile.
 import itertools
 
+from workflow_lib.babel_settings import babel_settings
 from workflow_lib.settings import polarbear_settings
 from workflow_lib.sources import check_atac_downloads
 from workflow_lib.splits import check_split_fractions
@@ -86,7 +87,8 @@ def polarbear_grid():
 
 
 def babel_grid():
-    g = config["babel"]["demo_grid" if DEMO else "grid"]
+    """Grid point names, e.g. latent16_weight1.33 (demo_grid for source=demo)."""
+    g = BABEL_SETTINGS["grid"]
     return [f"latent{l}_weight{_fmt(w)}" for l, w in itertools.product(g["latent"], g["weight"])]
 
 
@@ -101,6 +103,8 @@ def parse_point(name):
 
 
 PB_SETTINGS = polarbear_settings(config["polarbear"], DEMO)  # demo: overlay polarbear.demo applied
+# babel.architecture picks the model; its overlays (babel.demo, babel.compact[.demo]) applied
+BABEL_SETTINGS = babel_settings(config["babel"], DEMO)
 
 
 def vae_fit_params():
@@ -112,11 +116,7 @@ def translator_fit_params():
 
 
 def babel_fit_params():
-    p = {k: config["babel"][k] for k in ("batch_size", "learning_rate", "max_epochs", "patience")}
-    if DEMO:
-        for k in ("batch_size", "learning_rate", "max_epochs"):
-            p[k] = config["babel"].get(f"demo_{k}", p[k])
-    return p
+    return BABEL_SETTINGS["fit"]
 
 
 PREDICTION_NAMES = ["atac_to_rna", "rna_to_atac", "latent", "atac_to_rna_rest"]

@@ -57,12 +57,25 @@ def _mutations():
     yield "typo in polarbear", lambda c: c["polarbear"].update(translatr={"batch_size": 16})
     yield "typo in polarbear.vae", lambda c: c["polarbear"]["vae"].update(dropuot=0.1)
     yield "typo in polarbear.vae.atac", lambda c: c["polarbear"]["vae"]["atac"].update(learning_rat=0.1)
+    yield "download file is ..", lambda c: c["downloads"]["gencode_gtf"].update(file="..")
+    yield "download file in a directory", lambda c: c["downloads"]["gencode_gtf"].update(file="../x.gtf.gz")
+    yield "download file hidden", lambda c: c["downloads"]["gencode_gtf"].update(file=".x.gtf.gz")
     yield "typo in polarbear.demo.translator", lambda c: c["polarbear"]["demo"]["translator"].update(patiense=3)
     yield "unknown vae option value", lambda c: c["polarbear"]["vae"].update(atac_depth="quadratic")
     yield "typo in features", lambda c: c["features"].update(peak_min_cell=5)
     yield "typo in splits", lambda c: c["splits"].update(leiden_res=1.0)
     yield "typo in demo", lambda c: c["demo"].update(n_cells=10)
     yield "typo in babel", lambda c: c["babel"].update(learnig_rate=0.1)
+    yield "unknown babel architecture", lambda c: c["babel"].update(architecture="naive")
+    yield "typo in babel.demo", lambda c: c["babel"]["demo"].update(batchsize=3)
+    yield "typo in babel.compact", lambda c: c["babel"]["compact"].update(learnig_rate=0.1)
+    yield "typo in babel.compact.demo", lambda c: c["babel"]["compact"]["demo"].update(max_epoch=3)
+    yield "typo in babel.lr_scheduler", lambda c: c["babel"]["lr_scheduler"].update(patiense=3)
+    yield "unknown babel lr_scheduler monitor", lambda c: c["babel"]["lr_scheduler"].update(monitor="loss")
+    yield "babel lr_scheduler factor 1", lambda c: c["babel"]["lr_scheduler"].update(factor=1)
+    yield "babel grad_clip_norm 0", lambda c: c["babel"].update(grad_clip_norm=0)
+    yield "unknown babel rna_input_stats", lambda c: c["babel"].update(rna_input_stats="test")
+    yield "babel's removed demo_batch_size", lambda c: c["babel"].update(demo_batch_size=32)
     yield "typo in baselines", lambda c: c["baselines"].update(knn=3)
     yield "typo in evaluate", lambda c: c["evaluate"].update(fdr=0.1)
     yield "typo in resources", lambda c: c["resources"].update(trian={"mem_mb": 1, "runtime": 1})
@@ -99,3 +112,11 @@ def test_a_polarbear_key_given_twice_is_refused():
     with pytest.raises(ValueError, match=r"\['learning_rate'\] given both"):
         modality_fit_params(fp, "rna")
     assert modality_fit_params(fp, "atac") == {"batch_size": 16, "learning_rate": 0.1, "adam_eps": 1e-5}
+
+
+def test_babel_options_accepted(schema, default_config):
+    cfg = copy.deepcopy(default_config)
+    b = cfg["babel"]
+    b.update(architecture="compact", grad_clip_norm=None, lr_scheduler=None, rna_input_stats="all")
+    b["demo"] = {"batch_size": 64, "lr_scheduler": {"factor": 0.5, "monitor": "val"}, "chrom_hidden": [8, 4]}
+    jsonschema.validate(cfg, schema)

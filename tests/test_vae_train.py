@@ -164,35 +164,6 @@ def test_atac_hidden_rules_widths_and_reload(tmp_path):
     torch.testing.assert_close(back.encode(y, b)[0], model.encode(y, b)[0])
 
 
-class _PlantedCode:
-    """Pickles as a call to ``open(path, 'w')``: loading it with pickle would create the file."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-def test_checkpoint_with_pickled_code_is_not_executed(tmp_path, caplog):
-    """Checkpoints are read with torch.load(weights_only=True): a planted pickle does not run, the
-    checkpoint is ignored with a warning and training starts over."""
-    marker = tmp_path / "code_ran"
-    ckpt = tmp_path / "vae.ckpt"
-    torch.save({"key": _PlantedCode(marker), "model": {}}, ckpt)
-    model, X, cov, rows = _rna_setup()
-    cfg = FitConfig(batch_size=32, learning_rate=1e-3, max_epochs=2, patience=5)
-    log = logging.getLogger("test_checkpoint_with_pickled_code")  # propagates to caplog
-    with caplog.at_level("WARNING"):
-        res = fit(model, vae_loss_fn(0.0, 0), SparseCellLoader(X, rows, 32, True, 0, cov),
-                  SparseCellLoader(X, rows, 32, False, 0, cov), cfg, ckpt, log)
-    assert not marker.exists()
-    assert "ignoring unreadable checkpoint" in caplog.text
-    assert res["epochs_run"] == 2 and res["stop_reason"] == "epoch_cap" and not res["converged"]
-    # the checkpoint written in its place is plain tensors + containers: weights_only loads it
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
-
-
 def test_fit_records_why_it_stopped_and_waits_for_min_steps(tmp_path):
     """stop_reason/converged say whether early stopping or the epoch cap ended training; no epoch
     before min_steps optimiser steps can be the best one."""
@@ -212,3 +183,139 @@ def test_fit_records_why_it_stopped_and_waits_for_min_steps(tmp_path):
     assert res["epochs_run"] == 8                                         # + patience 3
     res2 = fit(model, vae_loss_fn(0.0, 0), tl, vl, FitConfig(16, 1e-3, 3, 10), None)
     assert res2["stop_reason"] == "epoch_cap" and not res2["converged"] and res2["max_epochs"] == 3
+
+
+# --- optional extras of fit (used by BABEL): relative early-stopping threshold, gradient clipping,
+# ReduceLROnPlateau -- and the loop is unchanged when they are off -------------------------------
+
+
+class _Line(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([3.0, -2.0]))
+
+
+def _line_batches(n=4):
+    g = torch.Generator().manual_seed(0)
+    return [{"x": torch.randn(8, 2, generator=g)} for _ in range(n)]
+
+
+def _line_loss(m, b, e):
+    return ((b["x"] @ m.w - 1.0) ** 2).mean()
+
+
+def test_fit_config_extras_are_off_by_default_and_parsed():
+    from workflow_lib.train import _cfg_key
+
+    base = FitConfig.from_params({"batch_size": 8, "learning_rate": 0.1, "max_epochs": 3, "patience": 2})
+    assert base.grad_clip_norm is None and base.lr_plateau_factor == 0.0 and base.early_stopping_threshold == 1e-6
+    # the checkpoint key of a configuration without extras is the one written before they existed
+    import hashlib
+    import json
+    old = {k: v for k, v in base.__dict__.items() if k in
+           ("batch_size", "learning_rate", "max_epochs", "patience", "seed", "kl_warmup_epochs",
+            "kl_start_epochs", "adam_eps", "min_steps")}
+    assert _cfg_key(base, {"a": 1}) == hashlib.sha256(
+        json.dumps({"cfg": old, "fp": {"a": 1}}, sort_keys=True, default=str).encode()).hexdigest()
+    cfg = FitConfig.from_params({"batch_size": 8, "learning_rate": 0.1, "max_epochs": 3, "patience": 2,
+                                 "grad_clip_norm": 5, "early_stopping_threshold": 1e-4,
+                                 "lr_scheduler": {"factor": 0.1, "patience": 10, "min_lr": 1e-6, "monitor": "train"}})
+    assert (cfg.grad_clip_norm, cfg.lr_plateau_factor, cfg.lr_plateau_patience, cfg.lr_plateau_min_lr,
+            cfg.lr_plateau_monitor, cfg.early_stopping_threshold) == (5.0, 0.1, 10, 1e-6, "train", 1e-4)
+    assert _cfg_key(cfg, None) != _cfg_key(base, None)
+    off = FitConfig.from_params({"batch_size": 8, "learning_rate": 0.1, "max_epochs": 3, "patience": 2,
+                                 "grad_clip_norm": None, "lr_scheduler": None})
+    assert off == base
+    with pytest.raises(ValueError, match="monitor"):
+        FitConfig(8, 0.1, 3, 2, lr_plateau_factor=0.5, lr_plateau_monitor="loss")
+
+
+def test_gradient_norm_is_clipped_before_each_step():
+    """With grad_clip_norm every optimiser step sees a global gradient L2 norm <= the limit."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    def run(clip):
+        model = _Line()
+        norms = []
+
+        def hook(opt, args, kwargs):
+            norms.append(float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))))
+        handle = register_optimizer_step_pre_hook(hook)
+        try:
+            fit(model, _line_loss, _line_batches(), _line_batches(1), FitConfig(8, 0.01, 3, 10, grad_clip_norm=clip), None)
+        finally:
+            handle.remove()
+        return norms
+
+    free, clipped = run(None), run(0.5)
+    assert len(free) == len(clipped) == 12
+    assert max(free) > 5.0                       # the raw gradients are large ...
+    assert max(clipped) <= 0.5 + 1e-5            # ... and clipped to the limit
+    assert min(clipped) > 0.49                   # (all of them exceed it here)
+
+
+def test_reduce_lr_on_plateau_follows_the_monitored_loss():
+    """The rate drops by `factor` after `patience` epochs without improvement of the monitored
+    loss (train or val), not below min_lr; history records each epoch's rate."""
+    def run(monitor):
+        model = _Line()
+
+        def train_loss(m, b, e):   # improves every epoch
+            return (m.w * 0.0).sum() + 10.0 - e
+
+        def flat_val(m, b, e):     # never improves
+            return torch.tensor(1.0)
+        cfg = FitConfig(8, 0.1, 9, 100, lr_plateau_factor=0.1, lr_plateau_patience=2, lr_plateau_min_lr=2e-4,
+                        lr_plateau_monitor=monitor)
+        res = fit(model, train_loss, _line_batches(1), _line_batches(1), cfg, None, val_fn=flat_val)
+        return [round(h["lr"], 10) for h in res["history"]]
+
+    assert run("train") == [0.1] * 9
+    # val: best set at epoch 0, epochs 1-3 are bad -> reduced after epoch 3; again after epoch 6;
+    # then clamped at min_lr
+    assert run("val") == [0.1] * 4 + [0.01] * 3 + [0.001] * 2
+    model = _Line()
+    res = fit(model, lambda m, b, e: (m.w * 0.0).sum() + 1.0, _line_batches(1), _line_batches(1),
+              FitConfig(8, 0.1, 12, 100, lr_plateau_factor=0.1, lr_plateau_patience=0, lr_plateau_min_lr=2e-4), None)
+    assert [h["lr"] for h in res["history"]][-1] == pytest.approx(2e-4)
+    # without a scheduler the history is as before (no lr entry)
+    res = fit(_Line(), _line_loss, _line_batches(1), _line_batches(1), FitConfig(8, 0.1, 2, 10), None)
+    assert set(res["history"][0]) == {"epoch", "train_loss", "val_loss", "steps"}
+
+
+def test_early_stopping_threshold_is_relative_and_best_weights_are_the_lowest():
+    """skorch's EarlyStopping: improvements smaller than threshold * |ref| count as misses, but the
+    restored weights are still those of the lowest validation loss."""
+    def val(m, b, e):   # improves by 1e-5 (relative) each epoch
+        return torch.tensor(1.0 - 1e-5 * e, dtype=torch.float64)
+
+    res = fit(_Line(), _line_loss, _line_batches(1), _line_batches(1),
+              FitConfig(8, 0.01, 30, 3, early_stopping_threshold=1e-4), None, val_fn=val)
+    assert res["stop_reason"] == "early_stopping" and res["epochs_run"] == 4 and res["best_epoch"] == 3
+    res = fit(_Line(), _line_loss, _line_batches(1), _line_batches(1), FitConfig(8, 0.01, 8, 3), None, val_fn=val)
+    assert res["stop_reason"] == "epoch_cap" and res["best_epoch"] == 7
+
+
+def test_resume_with_scheduler_and_clipping_equals_uninterrupted(tmp_path):
+    cfg = FitConfig(8, 0.05, 8, 100, seed=2, grad_clip_norm=1.0, lr_plateau_factor=0.5, lr_plateau_patience=0,
+                    early_stopping_threshold=1e-4)
+
+    def run(ckpt, kill_at=None):
+        torch.manual_seed(0)
+        model = _Line()
+
+        def lf(m, b, e):
+            if kill_at is not None and e == kill_at:
+                raise Boom()
+            return _line_loss(m, b, e)
+        def val(m, b, e):  # noisy, improving only now and then: the scheduler acts
+            return torch.tensor([1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.9, 0.99][e])
+        return model, fit(model, lf, _line_batches(), _line_batches(2), cfg, ckpt, val_fn=val)
+
+    ref_model, ref = run(tmp_path / "ref.ckpt")
+    assert len({h["lr"] for h in ref["history"]}) > 2        # the scheduler did act
+    with pytest.raises(Boom):
+        run(tmp_path / "k.ckpt", kill_at=4)
+    model, res = run(tmp_path / "k.ckpt")
+    assert res["history"] == ref["history"] and res["best_epoch"] == ref["best_epoch"]
+    torch.testing.assert_close(model.w, ref_model.w, rtol=0, atol=0)

@@ -13,10 +13,17 @@ validation cells, per task:
   includes ``weight``, it is only comparable across points of equal weight; it is recorded for
   completeness and the three per-task picks are what the predictions use.
 
+Architectures (``babel.architecture``, see models/babel.py and babel_settings.py): ``authors``
+(:class:`BabelAuthorsModel`, the default) or ``compact`` (:class:`BabelModel`). For ``authors`` the
+RNA input statistics (median library, per-gene mean/SD, clip range) come from the TRAIN cells
+(``rna_input_stats: train``, ours: nothing of the val/test cells is used for training) or, as in
+the authors' code, from all co-assay cells (``all``); they are stored in the model's state_dict.
+
 Files of a grid point (``models/{v}/{s}/babel/grid/<point>/``): ``model.pt`` (a plain state_dict,
-loadable with ``torch.load(..., weights_only=True)``), ``config.json`` (constructor kwargs,
-hyper-parameters, fit summary, validation scores). A resumable checkpoint ``checkpoint.pt`` lives
-there while training and is removed on success.
+loadable with ``torch.load(..., weights_only=True)``), ``config.json`` (architecture, constructor
+kwargs, hyper-parameters, fit summary, validation scores). A resumable checkpoint ``checkpoint.pt``
+lives there while training and is removed on success. A config.json without ``architecture``
+(written before the option existed) is a compact model.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import torch
 
 from .data import SparseCellLoader, row_nnz
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_json
-from .models.babel import BabelModel
+from .models.babel import ARCHITECTURES, BabelAuthorsModel, BabelModel, rna_input_stats
 from .models.chromsplit import chrom_block_sizes
 from .predictions import (build_prediction_adatas, load_coassay, prediction_paths, rest_rows,
                           write_predictions)
@@ -38,6 +45,8 @@ from .train import FitConfig, fit, fit_summary, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
 TASK_SCORE = {"atac_to_rna": "atac_rna_nll", "rna_to_atac": "rna_atac_bce", "latent": "foscttm"}
+MODEL_CLASSES = {"authors": BabelAuthorsModel, "compact": BabelModel}
+RNA_INPUT_STATS = ("train", "all")
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,13 +57,16 @@ class PairedLoader:
     """Minibatches of paired co-assay cells: RNA counts ``x`` and binary ATAC ``y`` (same rows).
 
     Wraps a :class:`SparseCellLoader` over the RNA matrix; the ATAC rows of each batch are
-    densified from CSR by the batch's row ids (never the whole matrix).
+    densified from CSR by the batch's row ids (never the whole matrix). Batches with fewer than
+    ``min_batch`` cells are skipped (``min_batch=2`` for BatchNorm in training mode, which cannot
+    normalise a batch of one cell -- only a last, partial batch can be that small).
     """
 
-    def __init__(self, X_rna, Y_atac, rows, batch_size, shuffle, seed, device="cpu"):
+    def __init__(self, X_rna, Y_atac, rows, batch_size, shuffle, seed, device="cpu", min_batch: int = 1):
         self.inner = SparseCellLoader(X_rna, rows, batch_size, shuffle, seed, device=device)
         self.Y = Y_atac.tocsr()
         self.device = torch.device(device)
+        self.min_batch = int(min_batch)
 
     def set_epoch(self, epoch: int) -> None:
         self.inner.set_epoch(epoch)
@@ -64,6 +76,8 @@ class PairedLoader:
 
     def __iter__(self):
         for batch in self.inner:
+            if batch["x"].shape[0] < self.min_batch:
+                continue
             idx = batch["idx"].cpu().numpy()
             y = self.Y[idx].toarray()
             batch["y"] = torch.from_numpy((y > 0).astype(np.float32)).to(self.device)
@@ -89,14 +103,14 @@ def _sqdist(a, b):
 
 
 @torch.no_grad()
-def _run(model: BabelModel, X_rna, Y_atac, rows, batch_size, device, fn) -> list:
+def _run(model, X_rna, Y_atac, rows, batch_size, device, fn) -> list:
     model.eval()
     loader = PairedLoader(X_rna, Y_atac, rows, batch_size, shuffle=False, seed=0, device=device)
     return [fn(b["x"], b["y"]) for b in loader]
 
 
 @torch.no_grad()
-def validation_scores(model: BabelModel, X_rna, Y_atac, rows, batch_size=256, device="cpu") -> dict:
+def validation_scores(model, X_rna, Y_atac, rows, batch_size=256, device="cpu") -> dict:
     """Per-path mean losses and FOSCTTM of the codes on ``rows`` (the val cells)."""
     parts = _run(model, X_rna, Y_atac, rows, batch_size, device,
                  lambda x, y: {k: v.sum().item() for k, v in model.path_losses(x, y).items()}
@@ -112,13 +126,27 @@ def validation_scores(model: BabelModel, X_rna, Y_atac, rows, batch_size=256, de
     }
 
 
-def build_model(rna_var, atac_var, n_latent: int, size_scale: float) -> tuple[BabelModel, dict]:
+_SIZE_DEFAULTS = {"rna_hidden": 64, "chrom_hidden": [32, 16]}
+
+
+def build_model(rna_var, atac_var, n_latent: int, size_scale: float, architecture: str = "authors",
+                model_params: dict | None = None) -> tuple[BabelModel | BabelAuthorsModel, dict]:
+    """A fresh model and its constructor kwargs (``model_params``: ``rna_hidden``, ``chrom_hidden``)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")
     kwargs = {"n_genes": int(len(rna_var)), "atac_chrom_sizes": chrom_block_sizes(atac_var["chrom"].astype(str)),
               "n_latent": int(n_latent), "size_scale": float(size_scale)}
-    return BabelModel(**kwargs), kwargs
+    mp = model_params or {}
+    sizes = {"rna_hidden": int(mp.get("rna_hidden", 64)),
+             "chrom_hidden": [int(h) for h in mp.get("chrom_hidden", (32, 16))]}
+    if architecture == "authors":
+        kwargs.update(sizes)
+    else:  # compact: kwargs as before the option existed unless the sizes are changed
+        kwargs.update({k: v for k, v in sizes.items() if v != _SIZE_DEFAULTS[k]})
+    return MODEL_CLASSES[architecture](**kwargs), kwargs
 
 
-def load_babel(point_dir, device="cpu") -> tuple[BabelModel, dict]:
+def load_babel(point_dir, device="cpu") -> tuple[BabelModel | BabelAuthorsModel, dict]:
     """Rebuild a trained grid point from ``config.json`` + ``model.pt`` (weights_only load)."""
     point_dir = Path(point_dir)
     cfg_path = point_dir / "config.json"
@@ -126,7 +154,10 @@ def load_babel(point_dir, device="cpu") -> tuple[BabelModel, dict]:
         cfg = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise InputFormatError(cfg_path, f"invalid JSON ({e.msg})", line=e.lineno) from e
-    model = BabelModel(**cfg["kwargs"])
+    arch = cfg.get("architecture", "compact")
+    if arch not in MODEL_CLASSES:
+        raise InputFormatError(cfg_path, f"unknown architecture {arch!r}")
+    model = MODEL_CLASSES[arch](**cfg["kwargs"])
     state = torch.load(point_dir / "model.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval(), cfg
@@ -138,11 +169,14 @@ def load_babel(point_dir, device="cpu") -> tuple[BabelModel, dict]:
 
 def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: int, weight: float,
                       fit_params: dict, model_path, config_path, seed: int = 0, threads: int = 1,
-                      log_path=None, logger: logging.Logger | None = None) -> dict:
+                      log_path=None, logger: logging.Logger | None = None, architecture: str = "authors",
+                      model_params: dict | None = None) -> dict:
     """Train BABEL at one grid point on the scenario's train cells (val cells: early stopping).
 
-    Writes ``model_path`` (state_dict) and ``config_path`` (JSON: kwargs, params, fit summary,
-    val_scores). Returns the config dict.
+    ``fit_params``: FitConfig params (babel_settings ``fit``); ``model_params``: ``rna_hidden``,
+    ``chrom_hidden``, ``rna_input_stats`` (babel_settings ``model``).
+    Writes ``model_path`` (state_dict) and ``config_path`` (JSON: architecture, kwargs, params,
+    fit summary, val_scores). Returns the config dict.
     """
     log = logger or get_logger(log_path)
     torch.set_num_threads(max(1, int(threads)))
@@ -152,16 +186,31 @@ def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: 
     if data.val.size == 0:
         raise InputFormatError(rna_path, f"no 'val' cells in split_{scenario}: BABEL needs them for early stopping")
     X, Y = data.rna_X, data.atac_X
-    log.info("BABEL %s: latent %d, weight %g; train %d / val %d cells; %d genes, %d peaks; device %s",
-             point, n_latent, weight, len(data.train), len(data.val), X.shape[1], Y.shape[1], device)
-    lib_train = np.asarray(X[data.train].sum(axis=1)).ravel()
-    size_scale = float(np.median(np.maximum(lib_train, 1.0)))
+    log.info("BABEL (%s) %s: latent %d, weight %g; train %d / val %d cells; %d genes, %d peaks; device %s",
+             architecture, point, n_latent, weight, len(data.train), len(data.val), X.shape[1], Y.shape[1], device)
+    model_params = dict(model_params or {})
+    stats_cells = model_params.get("rna_input_stats", "train")
+    if stats_cells not in RNA_INPUT_STATS:
+        raise ValueError(f"rna_input_stats must be one of {RNA_INPUT_STATS}, not {stats_cells!r}")
     mean_atac_depth = float(row_nnz(Y[data.train]).mean())
+    stats = None
+    if architecture == "authors":
+        rows = data.train if stats_cells == "train" else np.arange(X.shape[0])
+        stats = rna_input_stats(X, rows)
+        size_scale = stats["size_scale"]
+        log.info("RNA input statistics from %s cells (%d): median library %g, clip [%.3f, %.3f]", stats_cells,
+                 len(rows), size_scale, *stats["clip"])
+    else:
+        lib_train = np.asarray(X[data.train].sum(axis=1)).ravel()
+        size_scale = float(np.median(np.maximum(lib_train, 1.0)))
     set_seed(seed)
-    model, kwargs = build_model(data.rna.var, data.atac.var, n_latent, size_scale)
+    model, kwargs = build_model(data.rna.var, data.atac.var, n_latent, size_scale, architecture, model_params)
+    if stats is not None:
+        model.set_rna_stats(stats["size_scale"], stats["mean"], stats["std"], stats["clip"])
     model.to(device)
     cfg = FitConfig.from_params(fit_params, seed=seed)
-    train_loader = PairedLoader(X, Y, data.train, cfg.batch_size, shuffle=True, seed=seed, device=device)
+    train_loader = PairedLoader(X, Y, data.train, cfg.batch_size, shuffle=True, seed=seed, device=device,
+                                min_batch=2 if architecture == "authors" else 1)
     val_loader = PairedLoader(X, Y, data.val, max(cfg.batch_size, 256), shuffle=False, seed=seed, device=device)
     w = float(weight)
 
@@ -171,6 +220,8 @@ def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: 
     ckpt = Path(model_path).with_name("checkpoint.pt")
     fingerprint = {"kwargs": kwargs, "weight": w, "n_train": int(len(data.train)), "n_val": int(len(data.val)),
                    "scenario": scenario}
+    if architecture != "compact":  # (compact: the fingerprint of checkpoints written before the option)
+        fingerprint.update(architecture=architecture, rna_input_stats=stats_cells)
     with timed(log, "fit"):
         res = fit(model, loss_fn, train_loader, val_loader, cfg, ckpt, log, fingerprint=fingerprint)
     with timed(log, "validation scores"):
@@ -178,7 +229,9 @@ def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: 
     scores["joint_loss"] = float(res["best_val_loss"])
     log.info("val scores: %s", scores)
     out = {
-        "method": "babel", "point": point, "class": "workflow_lib.models.babel.BabelModel", "kwargs": kwargs,
+        "method": "babel", "point": point, "architecture": architecture,
+        "class": f"workflow_lib.models.babel.{type(model).__name__}", "kwargs": kwargs,
+        "model_params": model_params,
         "params": {"latent": int(n_latent), "weight": w}, "fit_params": dict(fit_params), "seed": int(seed),
         "scenario": scenario, "mean_atac_depth_train": mean_atac_depth,
         "fit": fit_summary(res) | {"history": res["history"]},
@@ -239,11 +292,13 @@ def select_babel(config_paths, out_path, log_path=None, logger: logging.Logger |
 
 
 @torch.no_grad()
-def predict_babel_arrays(model: BabelModel, X_rna, Y_atac, rows, mean_atac_depth: float,
+def predict_babel_arrays(model: BabelModel | BabelAuthorsModel, X_rna, Y_atac, rows, mean_atac_depth: float,
                          batch_size: int = 256, device="cpu", tasks=TASKS) -> dict:
     """Predictions of one model for ``rows``.
 
-    * atac_to_rna: decoded frequencies of the ATAC code (rows sum to 1).
+    * atac_to_rna: decoded frequencies of the ATAC code (rows sum to 1): compact, the softmax;
+      authors, the decoded NB mean (size-normalised scale, what the authors' code outputs)
+      divided by its row sum.
     * rna_to_atac: BABEL's decoded probabilities of the RNA code (X; BABEL learns depth only
       implicitly); ``norm`` = the depth-normalised probabilities q solving
       ``1 - (1 - q) ** d = p`` with the predicted depth factor ``d = sum(p) / mean train depth``

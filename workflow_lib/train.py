@@ -30,6 +30,16 @@ def set_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+ES_DEFAULT_THRESHOLD = 1e-6
+LR_PLATEAU_MONITORS = ("train", "val")
+# FitConfig fields added after checkpoints were first written: left out of the checkpoint key
+# while at their defaults, so older checkpoints of unchanged configurations still resume
+_OPTIONAL_DEFAULTS = {
+    "early_stopping_threshold": ES_DEFAULT_THRESHOLD, "grad_clip_norm": None, "lr_plateau_factor": 0.0,
+    "lr_plateau_patience": 10, "lr_plateau_min_lr": 0.0, "lr_plateau_threshold": 1e-4, "lr_plateau_monitor": "val",
+}
+
+
 @dataclass
 class FitConfig:
     batch_size: int
@@ -41,10 +51,44 @@ class FitConfig:
     kl_start_epochs: int = 0
     adam_eps: float = 1e-8
     min_steps: int = 0
+    # --- optional extras (off by default: the loop then behaves exactly as before) ---------------
+    # early stopping: an epoch counts as an improvement (resets the patience counter) only if its
+    # validation loss is below ref - early_stopping_threshold * |ref|, ref = the validation loss of
+    # the last such epoch (skorch's EarlyStopping, threshold_mode "rel"). The restored best weights
+    # are those of the lowest validation loss (up to 1e-6 relative), improvement or not.
+    early_stopping_threshold: float = ES_DEFAULT_THRESHOLD
+    # clip the global L2 norm of all gradients to this value before each step (None/0 = off)
+    grad_clip_norm: float | None = None
+    # ReduceLROnPlateau after every epoch (lr_plateau_factor 0 = off) on the training ("train") or
+    # validation ("val") loss of that epoch, with torch's threshold (rel) / patience / min_lr
+    lr_plateau_factor: float = 0.0
+    lr_plateau_patience: int = 10
+    lr_plateau_min_lr: float = 0.0
+    lr_plateau_threshold: float = 1e-4
+    lr_plateau_monitor: str = "val"
+
+    def __post_init__(self):
+        if self.lr_plateau_monitor not in LR_PLATEAU_MONITORS:
+            raise ValueError(f"lr_plateau_monitor must be one of {LR_PLATEAU_MONITORS}, "
+                             f"not {self.lr_plateau_monitor!r}")
+        if not 0.0 <= self.lr_plateau_factor < 1.0:
+            raise ValueError(f"lr_plateau_factor must be in [0, 1), not {self.lr_plateau_factor}")
+        if self.early_stopping_threshold < 0:
+            raise ValueError("early_stopping_threshold must be >= 0")
 
     @classmethod
     def from_params(cls, params: dict, seed: int = 0) -> "FitConfig":
-        """Build from a config dict (extra keys such as ``dropout`` are ignored)."""
+        """Build from a config dict (extra keys such as ``dropout`` are ignored).
+
+        Optional keys: ``early_stopping_threshold``, ``grad_clip_norm`` (null = off) and
+        ``lr_scheduler`` (null = off; a dict = ReduceLROnPlateau with ``factor``, ``patience``,
+        ``min_lr``, ``threshold`` -- torch's defaults 0.1, 10, 0, 1e-4 where missing -- and
+        ``monitor``, "val" where missing).
+        """
+        sched = params.get("lr_scheduler")
+        on = isinstance(sched, dict)
+        sched = sched if on else {}
+        clip = params.get("grad_clip_norm")
         return cls(
             batch_size=int(params["batch_size"]), learning_rate=float(params["learning_rate"]),
             max_epochs=int(params["max_epochs"]), patience=int(params["patience"]), seed=int(seed),
@@ -52,6 +96,13 @@ class FitConfig:
             kl_start_epochs=int(params.get("kl_start_epochs", 0) or 0),
             adam_eps=float(params.get("adam_eps", 1e-8)),
             min_steps=int(params.get("min_steps", 0) or 0),
+            early_stopping_threshold=float(params.get("early_stopping_threshold", ES_DEFAULT_THRESHOLD)),
+            grad_clip_norm=float(clip) if clip else None,
+            lr_plateau_factor=float(sched.get("factor", 0.1)) if on else 0.0,
+            lr_plateau_patience=int(sched.get("patience", 10)),
+            lr_plateau_min_lr=float(sched.get("min_lr", 0.0)),
+            lr_plateau_threshold=float(sched.get("threshold", 1e-4)),
+            lr_plateau_monitor=str(sched.get("monitor", "val")),
         )
 
 
@@ -69,7 +120,8 @@ def kl_weight(beta: float, epoch: int | None, warmup_epochs: int, start_epochs: 
 
 
 def _cfg_key(cfg: FitConfig, fingerprint) -> str:
-    blob = json.dumps({"cfg": asdict(cfg), "fp": fingerprint}, sort_keys=True, default=str)
+    d = {k: v for k, v in asdict(cfg).items() if k not in _OPTIONAL_DEFAULTS or v != _OPTIONAL_DEFAULTS[k]}
+    blob = json.dumps({"cfg": d, "fp": fingerprint}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -114,7 +166,10 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
     ``loss_fn(model, batch, epoch)`` returns the scalar mean loss of a batch; it is called in
     train mode for training batches. The monitored validation loss is ``val_fn`` (default
     ``loss_fn``) in eval mode (under ``no_grad``), e.g. the reconstruction loss only.
-    Early stopping: training stops after ``cfg.patience`` epochs without improvement. No epoch
+    Early stopping: training stops after ``cfg.patience`` epochs without improvement (by more than
+    ``cfg.early_stopping_threshold``, relative; the best weights are those of the lowest validation
+    loss). Optional: gradient-norm clipping (``cfg.grad_clip_norm``) and ReduceLROnPlateau
+    (``cfg.lr_plateau_*``; history entries then record each epoch's ``lr``). No epoch
     before ``cfg.min_steps`` optimiser steps can be the best one or count towards patience, so
     the restored weights have had at least that many steps. The result says why training stopped:
     ``stop_reason`` "early_stopping" (``converged`` True) or "epoch_cap" (a warning is logged:
@@ -133,12 +188,18 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
     params = list(params)
     # fused Adam: one kernel for all parameters (the ATAC VAE has ~100 tensors; ~20% faster per step on CPU)
     opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+    sched = None
+    if cfg.lr_plateau_factor > 0:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=cfg.lr_plateau_factor, patience=cfg.lr_plateau_patience,
+            threshold=cfg.lr_plateau_threshold, threshold_mode="rel", min_lr=cfg.lr_plateau_min_lr)
     val_fn = val_fn or loss_fn
     key = _cfg_key(cfg, fingerprint)
     ckpt = Path(checkpoint_path) if checkpoint_path else None
 
     start_epoch, best_val, best_epoch, bad, steps, stop_reason = 0, math.inf, -1, 0, 0, "epoch_cap"
     best_steps = -1
+    es_ref = math.inf  # validation loss of the last epoch that reset the patience counter
     history: list[dict] = []
     best_state = _state_to_cpu(model.state_dict())
     done = False
@@ -157,6 +218,9 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
             best_state, history, done = st["best_state"], st["history"], st["done"]
             steps, stop_reason = int(st.get("steps", 0)), str(st.get("stop_reason", "epoch_cap"))
             best_steps = int(st.get("best_steps", -1))
+            es_ref = float(st.get("es_ref", best_val))
+            if sched is not None and st.get("scheduler") is not None:
+                sched.load_state_dict(st["scheduler"])
             _set_rng_state(st["rng"])
             log.info("resumed from checkpoint %s at epoch %d (best val %.4f @ %d)", ckpt, start_epoch,
                      best_val, best_epoch)
@@ -175,6 +239,8 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             loss.backward()
+            if cfg.grad_clip_norm:
+                torch.nn.utils.clip_grad_norm_(params, max_norm=cfg.grad_clip_norm)
             opt.step()
             steps += 1
             b = batch["x"].shape[0]
@@ -184,15 +250,22 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
         if hasattr(val_loader, "set_epoch"):
             val_loader.set_epoch(0)
         val_loss = evaluate_loss(model, val_fn, val_loader, epoch)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "steps": steps})
+        rec = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "steps": steps}
+        if sched is not None:
+            rec["lr"] = float(opt.param_groups[0]["lr"])  # the rate this epoch was trained with
+        history.append(rec)
         eligible = steps >= cfg.min_steps
         # before min_steps every epoch is only a provisional best; the first eligible epoch replaces it
-        if best_steps < cfg.min_steps or \
-                val_loss < best_val - 1e-6 * abs(best_val if math.isfinite(best_val) else 0.0):
-            best_val, best_epoch, best_steps, bad = val_loss, epoch, steps, 0
+        provisional = best_steps < cfg.min_steps
+        if provisional or val_loss < best_val - 1e-6 * abs(best_val if math.isfinite(best_val) else 0.0):
+            best_val, best_epoch, best_steps = val_loss, epoch, steps
             best_state = _state_to_cpu(model.state_dict())
+        if provisional or val_loss < es_ref - cfg.early_stopping_threshold * abs(es_ref if math.isfinite(es_ref) else 0.0):
+            es_ref, bad = val_loss, 0
         else:
             bad += 1
+        if sched is not None:
+            sched.step(train_loss if cfg.lr_plateau_monitor == "train" else val_loss)
         log.info("epoch %d train %.4f val %.4f (best %.4f @ %d)%s", epoch, train_loss, val_loss, best_val,
                  best_epoch, "" if eligible else f" [{steps}/{cfg.min_steps} steps before early stopping]")
         if bad >= cfg.patience:
@@ -209,7 +282,8 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
                 "key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                 "best_val": best_val, "best_epoch": best_epoch, "bad": bad, "best_state": best_state,
                 "history": history, "done": done, "rng": _rng_state(), "steps": steps, "best_steps": best_steps,
-                "stop_reason": stop_reason,
+                "stop_reason": stop_reason, "es_ref": es_ref,
+                "scheduler": sched.state_dict() if sched is not None else None,
             })
         epoch += 1
 
