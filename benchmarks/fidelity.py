@@ -52,6 +52,8 @@ COLUMNS = list(METRICS.values())
 
 def table3_rows(results: Path, label: str = "") -> dict:
     t3 = pd.read_csv(results / "eval" / "table3.tsv", sep="\t")
+    if "definition" in t3.columns:  # the rows measured in issue 11 follow the "v1" definitions
+        t3 = t3[t3["definition"] == "v1"]
     rows = {}
     for _, r in t3.iterrows():
         if r["metric"] in METRICS and r["method"] in ("polarbear", "polarbear_coassay"):

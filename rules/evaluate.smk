@@ -6,7 +6,8 @@ TABLE3_RUNS = [(s, m) for v, s, m in method_runs() if v == "full"]
 
 
 rule evaluate_reference:
-    """Deconvolution size factors and true one-vs-rest cell-type DE on all co-assay cells."""
+    """Deconvolution size factors (paper: scran over all cells; v1: per cell type) and true
+    one-vs-rest cell-type DE on all co-assay cells."""
     input:
         rna=processed("{variant}", "coassay_rna"),
         atac=processed("{variant}", "coassay_atac"),
@@ -72,7 +73,7 @@ rule evaluate_run:
 
 
 rule table3:
-    """Table 3: mean (SD) per split/metric/method + paired Wilcoxon tests vs Polarbear."""
+    """Table 3: mean (SD) per split/definition/metric/method + Wilcoxon tests vs Polarbear."""
     input:
         [t for s, m in TABLE3_RUNS for t in eval_tables("full", s, m)],
     output:

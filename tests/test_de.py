@@ -145,3 +145,55 @@ def test_predicted_rest_recovers_planted_de_genes_observed_rest_does_not():
     # the truth side is the same data either way and finds the planted genes
     assert new["true_de"].equals(old["true_de"]) and new["true_de"][d["labels"]].mean() > 0.8
     assert ap_new > 5 * baseline
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_ranksum_two_samples_dense_path_matches_scipy_with_ties_and_chunks(alternative):
+    """Dense predictions are ranked column chunk by column chunk (no CSR conversion)."""
+    rng = np.random.default_rng(7)
+    A = rng.random((33, 20)).astype(np.float32)
+    B = rng.random((48, 20)).astype(np.float32)
+    A[:, 2], B[:, 2] = np.round(A[:, 2], 1), np.round(B[:, 2], 1)      # ties
+    A[:, 3], B[:, 3] = 0.25, 0.25                                      # constant over both
+    A[:, 4] += 0.5                                                     # shifted
+    A[:, 5], B[:, 5] = -np.abs(A[:, 5]), -np.abs(B[:, 5])              # negative values
+    for max_entries in (10**7, 81 * 3, 1):                             # one chunk / 3 cols / 1 col
+        res = de.ranksum_two_samples(A, B, alternative, max_entries=max_entries)
+        for j in range(20):
+            if j == 3:
+                assert np.isnan(res["pvalue"][j])
+                continue
+            sc = mannwhitneyu(A[:, j].astype(float), B[:, j].astype(float), alternative=alternative,
+                              method="asymptotic")
+            assert res["u"][j] == pytest.approx(sc.statistic, abs=1e-9)
+            assert res["pvalue"][j] == pytest.approx(sc.pvalue, rel=1e-9, abs=1e-14)
+    # identical to the sparse path
+    sparse = de.ranksum_two_samples(sp.csr_matrix(A), sp.csr_matrix(B), alternative)
+    np.testing.assert_allclose(res["pvalue"], sparse["pvalue"], rtol=1e-12, equal_nan=True)
+
+
+def test_paper_de_uses_r_conventions_and_flags_genes_without_fold_change():
+    rng = np.random.default_rng(8)
+    pred_test, pred_train = rng.random((30, 6)), rng.random((50, 6))
+    pred_test[:, 0] += 1.0                                   # predicted up in the test cells
+    pred_test[:, 5], pred_train[:, 5] = 0.1, 0.1             # constant prediction
+    Tt = rng.poisson(1.0, (30, 6)).astype(float)
+    Tr = rng.poisson(1.0, (70, 6)).astype(float)
+    Tt[:, 0] += 5                                            # truly up in the test cells
+    Tt[:, 4], Tr[:, 4] = 0, 0                                # never observed
+    t_test, t_rest = sp.csr_matrix(Tt), sp.csr_matrix(Tr)
+    out = de.paper_test_vs_train_de(pred_test, pred_train, t_test, t_rest, list("abcdef"), 0.01)
+    assert list(out.columns) == ["gene", "pred_pvalue", "pred_fdr", "true_pvalue", "true_fdr",
+                                 "true_de", "paper_set"]
+    for j in range(6):
+        if j != 5:
+            assert out.pred_pvalue[j] == pytest.approx(mannwhitneyu(
+                pred_test[:, j], pred_train[:, j], alternative="greater", method="asymptotic").pvalue)
+        if j != 4:
+            assert out.true_pvalue[j] == pytest.approx(mannwhitneyu(
+                Tt[:, j], Tr[:, j], alternative="greater", method="asymptotic").pvalue)
+    assert out.pred_pvalue[5] == 1.0 and out.true_pvalue[4] == 1.0   # R: SIGMA = 0 -> p = 1
+    # BH over all genes, the p = 1 gene included (as p.adjust does)
+    np.testing.assert_allclose(out.true_fdr, false_discovery_control(out.true_pvalue))
+    assert list(out.paper_set) == [True, True, True, True, False, True]
+    assert out.true_de[0] and out.pred_pvalue[0] < 1e-6

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
-from scipy.stats import pearsonr
+from scipy.stats import mannwhitneyu, pearsonr, wilcoxon
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from workflow_lib import metrics as M
-from workflow_lib.normalize import log_normalize, pooled_size_factors, ring_order
+from workflow_lib.normalize import (clean_size_factors, guess_min_mean, limit_cluster_size,
+                                    log_normalize, pooled_size_factors, ring_order,
+                                    scran_size_factors)
 
 
 def _labels_scores(rng, n=60, m=40):
@@ -172,3 +174,145 @@ def test_pooled_size_factors_noisy_counts_and_small_cluster_fallback():
     L = log_normalize(sp.csr_matrix(X), sf)
     assert L[0].nnz == 0
     np.testing.assert_allclose(L[1].toarray().ravel(), np.log1p(X[1] / sf[1]))
+
+
+# --------------------------------------------------------------------------------------------
+# paper definitions
+# --------------------------------------------------------------------------------------------
+def test_paper_pearson_matches_direct_numpy_on_a_small_case():
+    """log(pred x L + 1) vs log(x / s + 1), gene by gene, against np.corrcoef."""
+    rng = np.random.default_rng(10)
+    counts = rng.poisson(2.0, (25, 6)).astype(float)
+    counts[:, 2] = 0                                   # undefined -> NaN
+    sf = rng.uniform(0.5, 2.0, 25)
+    freq = rng.dirichlet(np.ones(6), 25)
+    L = 1234.5
+    r = M.pearson_columns(np.log1p(freq * L), log_normalize(sp.csr_matrix(counts), sf))
+    for j in range(6):
+        if j == 2:
+            assert np.isnan(r[j])
+            continue
+        exp = np.corrcoef(np.log(freq[:, j] * L + 1), np.log(counts[:, j] / sf + 1))[0, 1]
+        assert r[j] == pytest.approx(exp, abs=1e-12)
+    # the scale matters: log(L p + 1) and log1p(1e4 p) give different correlations
+    r_v1 = M.pearson_columns(np.log1p(1e4 * freq), log_normalize(sp.csr_matrix(counts), sf))
+    assert np.nanmax(np.abs(r - r_v1)) > 1e-4
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_ranksum_pvalue_matches_mannwhitneyu_as_r_chooses_the_method(alternative):
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(0.3, 1, 30), rng.normal(0, 1, 45)           # < 50 each, no ties: exact
+    assert M.ranksum_pvalue(x, y, alternative) == pytest.approx(
+        mannwhitneyu(x, y, alternative=alternative, method="exact").pvalue, rel=1e-12)
+    xt, yt = np.round(x, 0), np.round(y, 0)                        # ties: normal approximation
+    assert M.ranksum_pvalue(xt, yt, alternative) == pytest.approx(
+        mannwhitneyu(xt, yt, alternative=alternative, method="asymptotic",
+                     use_continuity=True).pvalue, rel=1e-12)
+    xl, yl = rng.normal(0.1, 1, 300), rng.normal(0, 1, 50)         # n >= 50: normal approximation
+    assert M.ranksum_pvalue(xl, yl, alternative) == pytest.approx(
+        mannwhitneyu(xl, yl, alternative=alternative, method="asymptotic").pvalue, rel=1e-12)
+    xn = np.append(xl, np.nan)                                     # NaN dropped
+    assert M.ranksum_pvalue(xn, yl, alternative) == M.ranksum_pvalue(xl, yl, alternative)
+    # R: all values tied -> SIGMA = 0 -> p = 1; an empty sample -> NaN
+    assert M.ranksum_pvalue(np.ones(5), np.ones(7), alternative) == 1.0
+    assert np.isnan(M.ranksum_pvalue([], y, alternative))
+    # unpaired: not the signed-rank test
+    assert M.signedrank_pvalue(x, y[:30], alternative) == pytest.approx(
+        wilcoxon(x, y[:30], alternative=alternative).pvalue)
+    assert M.ranksum_pvalue(x, y[:30], alternative) != pytest.approx(
+        M.signedrank_pvalue(x, y[:30], alternative))
+    assert np.isnan(M.signedrank_pvalue(x, x, alternative))
+
+
+def test_paper_marker_set_needs_more_than_eight_positive_cells():
+    n_pos = np.array([0, 5, 8, 9, 10, 200])
+    assert list(M.paper_marker_set(n_pos)) == [False, False, False, True, True, True]
+
+
+def test_paper_peak_set_needs_n_over_100_positive_test_cells():
+    n_pos = np.array([0, 2, 3, 3, 4, 50])
+    is_de = np.array([True, True, True, False, True, True])
+    assert list(M.paper_peak_set(n_pos, is_de, 300)) == [False, False, True, False, True, True]
+    assert list(M.paper_peak_set(n_pos, is_de, 301)) == [False, False, False, False, True, True]
+    assert list(M.paper_peak_set(n_pos, is_de, 50)) == [False, True, True, False, True, True]
+
+
+def test_foscttm_in_both_latent_spaces_on_a_constructed_case():
+    """1-D latent spaces where the two query directions differ (worked out by hand)."""
+    atac_ref = np.array([[0.0], [1.0], [2.0]])      # ATAC cells in the ATAC latent
+    rna_q = np.array([[0.9], [1.0], [5.0]])         # RNA cells translated into the ATAC latent
+    rna_ref = np.array([[0.0], [10.0], [20.0]])     # RNA cells in the RNA latent
+    atac_q = np.array([[10.0], [10.0], [20.0]])     # ATAC cells translated into the RNA latent
+    res = M.foscttm_latent_spaces(rna_q, atac_ref, atac_q, rna_ref)
+    # RNA cell 0 (0.9): ATAC cell 1 (d 0.1) is closer than its partner (d 0.9)
+    np.testing.assert_allclose(res["atac_latent_rna_query"], [0.5, 0.0, 0.0])
+    # ATAC cell 2 (2.0): RNA cells 0 (d 1.1) and 1 (d 1.0) are closer than its partner (d 3)
+    np.testing.assert_allclose(res["atac_latent_atac_query"], [0.0, 0.0, 1.0])
+    # RNA cell 0 (0): ATAC cell 1 is at the same distance as the partner: a tie does not count
+    np.testing.assert_allclose(res["rna_latent_rna_query"], [0.0, 0.0, 0.0])
+    # ATAC cell 0 (10): RNA cell 1 (d 0) is closer than the partner (d 10); RNA cell 2 ties
+    np.testing.assert_allclose(res["rna_latent_atac_query"], [0.5, 0.0, 0.0])
+    rng = np.random.default_rng(12)
+    z = [rng.normal(size=(20, 3)) for _ in range(4)]
+    res = M.foscttm_latent_spaces(*z)
+    np.testing.assert_allclose(res["atac_latent_atac_query"], _foscttm_brute(z[1], z[0]), atol=1e-12)
+    np.testing.assert_allclose(res["rna_latent_rna_query"], _foscttm_brute(z[3], z[2]), atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# scran-style size factors (definition "paper")
+# --------------------------------------------------------------------------------------------
+def test_limit_cluster_size_splits_round_robin_like_scran():
+    assert list(limit_cluster_size(np.zeros(7, int), 3)) == [0, 1, 2, 0, 1, 2, 0]
+    assert list(limit_cluster_size(np.zeros(6, int), 3)) == [0, 1, 0, 1, 0, 1]
+    assert list(limit_cluster_size(np.zeros(6, int), 6)) == [0, 0, 0, 0, 0, 0]
+    # clusters numbered in order of appearance; only the big one is split
+    assert list(limit_cluster_size(np.array([1, 1, 0, 0, 1, 1, 1]), 2)) == [0, 1, 3, 3, 2, 0, 1]
+    assert guess_min_mean([1000, 3000]) == 0.1 and guess_min_mean([2e5, 3e5]) == 1.0
+    assert guess_min_mean([7e4, 8e4]) == 0.1
+
+
+def test_scran_size_factors_exact_on_noiseless_data_split_into_groups():
+    rng = np.random.default_rng(13)
+    theta = rng.lognormal(0, 0.5, 250)
+    lam = rng.gamma(2.0, 1.0, 150)
+    X = sp.csr_matrix(np.outer(theta, lam))
+    sf, info = scran_size_factors(X, max_cluster_size=100, min_mean=0.0)
+    assert info["n_groups"] == 3 and info["group_sizes"] == [84, 83, 83]
+    assert info["pool_sizes"] == list(range(21, 102, 5))
+    np.testing.assert_allclose(sf, theta / theta.mean(), rtol=1e-8)
+
+
+def test_scran_size_factors_noisy_zero_cells_and_no_cell_types():
+    rng = np.random.default_rng(14)
+    lam_a = rng.gamma(1.0, 2.0, 300)
+    lam_b = lam_a.copy()
+    lam_b[:40] *= 15.0                      # composition bias of type B
+    theta = rng.lognormal(0, 0.4, 400)
+    X = rng.poisson(theta[:, None] * np.where(np.arange(400)[:, None] < 200, lam_a, lam_b)).astype(float)
+    X[5] = 0
+    sf, info = scran_size_factors(sp.csr_matrix(X))
+    assert np.isnan(sf[5]) and info["n_zero_count_cells"] == 1
+    ok = np.isfinite(sf)
+    assert sf[ok].mean() == pytest.approx(1.0) and (sf[ok] > 0).all()
+    assert np.corrcoef(sf[ok], theta[ok])[0, 1] > 0.97
+    # deconvolution, not library size: the composition bias of type B is (mostly) removed
+    typ = np.arange(400) >= 200
+    lib = X.sum(1) / X[ok].sum(1).mean()
+
+    def ratio(s):   # type-B over type-A bias of a factor relative to the truth
+        return np.median(s[ok & typ] / theta[ok & typ]) / np.median(s[ok & ~typ] / theta[ok & ~typ])
+    assert abs(ratio(sf) - 1) < 0.1 < abs(ratio(lib) - 1)
+
+
+def test_clean_size_factors_replaces_non_positive_values():
+    rng = np.random.default_rng(15)
+    sf = rng.lognormal(0, 0.5, 200)
+    detected = 2000 * sf / (1 + 0.5 * sf) * rng.lognormal(0, 0.05, 200)
+    sf_bad = sf.copy()
+    sf_bad[[3, 7]] = [-0.2, 0.0]
+    out = clean_size_factors(sf_bad, detected)
+    assert (out > 0).all()
+    np.testing.assert_array_equal(np.delete(out, [3, 7]), np.delete(sf_bad, [3, 7]))
+    np.testing.assert_allclose(out[[3, 7]], sf[[3, 7]], rtol=0.2)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.metrics import average_precision_score
 
 from workflow_lib import plots
 from workflow_lib.fileutils import InputFormatError
@@ -22,11 +23,15 @@ def make_tables(method: str, seed: int = 0, n_genes=60, n_peaks=120, n_cells=40)
     is_de_g = shared.random(n_genes) < 0.5
     is_de_p = shared.random(n_peaks) < 0.5
     true_de = shared.random(n_genes) < 0.2
+    true_de_v1 = true_de ^ (shared.random(n_genes) < 0.1)
+    de_set = shared.random(n_genes) < 0.8
+    n_pos_p = shared.integers(0, 40, n_peaks)
     rng = np.random.default_rng(seed + 17 * METHODS.index(method))
     q = QUALITY[method]
     genes = pd.DataFrame({
         "gene": [f"G{i}" for i in range(n_genes)],
         "pearson": gene_base + q + rng.normal(0, 0.05, n_genes),
+        "pearson_v1": gene_base + q / 2 + rng.normal(0, 0.05, n_genes),
         "is_de": is_de_g,
         "frac_nonzero": shared.uniform(0.01, 0.5, n_genes),
     })
@@ -34,28 +39,38 @@ def make_tables(method: str, seed: int = 0, n_genes=60, n_peaks=120, n_cells=40)
     pp = shared.uniform(0.01, 0.1, n_peaks)
     peaks = pd.DataFrame({
         "peak": [f"chr1:{1000 * i}-{1000 * i + 500}" for i in range(n_peaks)],
-        "auroc": auroc, "auprnorm": (auroc - 0.5) / 5, "pp": pp, "is_de": is_de_p,
+        "auroc": auroc, "auprnorm": (auroc - 0.5) / 5, "pp": pp, "n_pos": n_pos_p, "is_de": is_de_p,
+        "paper_set": is_de_p & (n_pos_p >= 10),
     })
     cells = pd.DataFrame({
         "cell": [f"c{i}" for i in range(n_cells)],
         "cell_type": np.where(np.arange(n_cells) % 2 == 0, "Ex", "In"),
         "foscttm_latent_rna_query": np.clip(rng.uniform(0, 0.5, n_cells) - q, 0, 1),
         "foscttm_latent_atac_query": np.clip(rng.uniform(0, 0.5, n_cells) - q, 0, 1),
+        "foscttm_rna_latent_rna_query": np.clip(rng.uniform(0, 0.5, n_cells) - q, 0, 1),
+        "foscttm_rna_latent_atac_query": np.clip(rng.uniform(0, 0.4, n_cells) - q, 0, 1),
         "foscttm_profile_rna_query": rng.uniform(0, 0.5, n_cells),
         "foscttm_profile_atac_query": rng.uniform(0, 0.5, n_cells),
     })
+    n_pos_m = np.array([200, 80, 30, 9, 5])
     markers = pd.DataFrame({
-        "cell_type": ["Ex-Slc17a7", "In-Gad2", "Ast-Gja1", "Mic-C1qb"],
-        "gene": ["Slc17a7", "Gad2", "Gja1", "C1qb"],
-        "n_pos": [200, 80, 30, 9],
-        "auroc_pred": np.clip(np.array([0.8, 0.75, 0.7, 0.6]) + q + rng.normal(0, 0.01, 4), 0, 1),
-        "auroc_true": [0.95, 0.93, 0.9, 0.85],
+        "cell_type": ["Ex-Slc17a7", "In-Gad2", "Ast-Gja1", "Mic-C1qb", "Endo-Cldn5"],
+        "gene": ["Slc17a7", "Gad2", "Gja1", "C1qb", "Cldn5"],
+        "n_pos": n_pos_m,
+        "auroc_pred": np.clip(np.array([0.8, 0.75, 0.7, 0.6, 0.5]) + q + rng.normal(0, 0.01, 5), 0, 1),
+        "auroc_true": [0.95, 0.93, 0.9, 0.85, 0.8],
+        "auroc_true_v1": [0.94, 0.93, 0.91, 0.84, 0.8],
+        "paper_set": n_pos_m > 8,
     })
     pval = np.where(true_de, rng.uniform(0, 0.3 - q, n_genes), rng.uniform(0.05, 1, n_genes))
+    pval_v1 = np.where(true_de_v1, rng.uniform(0, 0.5, n_genes), rng.uniform(0.05, 1, n_genes))
     de = pd.DataFrame({
         "gene": genes["gene"], "pred_pvalue": pval, "pred_fdr": np.minimum(pval * 3, 1),
         "true_pvalue": np.where(true_de, 1e-5, 0.5), "true_fdr": np.where(true_de, 1e-4, 0.8),
-        "true_de": true_de,
+        "true_de": true_de, "paper_set": de_set,
+        "pred_pvalue_v1": pval_v1, "pred_fdr_v1": np.minimum(pval_v1 * 3, 1),
+        "true_pvalue_v1": np.where(true_de_v1, 1e-5, 0.5),
+        "true_fdr_v1": np.where(true_de_v1, 1e-4, 0.8), "true_de_v1": true_de_v1,
     })
     return {"genes": genes, "peaks": peaks, "cells": cells, "markers": markers, "de": de}
 
@@ -98,9 +113,19 @@ def test_compare_paired_matches_direct_computation():
     assert res["n"] == 49
     assert res["n_above"] == int((ref[ok] > other[ok]).sum())
     assert res["n_below"] == int((ref[ok] < other[ok]).sum())
-    assert res["p"] == pytest.approx(stats.wilcoxon(ref[ok], other[ok], alternative="greater").pvalue)
-    # all ties: no test, no crash
-    assert np.isnan(plots.compare_paired(np.ones(4), np.ones(4))["p"])
+    # the paper's test: one-sided rank-sum, R wilcox.test(other, ref, "less"); < 50 values and no
+    # ties -> R's exact p-value
+    assert res["p"] == pytest.approx(
+        stats.mannwhitneyu(ref[ok], other[ok], alternative="greater", method="exact").pvalue)
+    assert res["p_signedrank"] == pytest.approx(
+        stats.wilcoxon(ref[ok], other[ok], alternative="greater").pvalue)
+    big_o = rng.uniform(size=80)
+    big_r = big_o + rng.normal(0.02, 0.1, 80)
+    assert plots.compare_paired(big_r, big_o)["p"] == pytest.approx(
+        stats.mannwhitneyu(big_r, big_o, alternative="greater", method="asymptotic").pvalue)
+    # all ties: R's rank-sum gives p = 1, the signed-rank test is undefined; no crash
+    tied = plots.compare_paired(np.ones(4), np.ones(4))
+    assert tied["p"] == 1.0 and np.isnan(tied["p_signedrank"])
 
 
 def test_fig3_panels_counts_and_labels(tables):
@@ -121,19 +146,43 @@ def test_fig3_panels_counts_and_labels(tables):
     below = int((g["pearson_pb"] < g["pearson_b"]).sum())
     assert str(above) in _texts(a) and str(below) in _texts(a)
     assert fig.results[0]["n_above"] == above and fig.results[0]["n_below"] == below
-    p = stats.wilcoxon(g["pearson_pb"], g["pearson_b"], alternative="greater").pvalue
+    assert len(g) < 50               # R's wilcox.test: exact p-value below 50 values, no ties
+    p = stats.mannwhitneyu(g["pearson_pb"], g["pearson_b"], alternative="greater",
+                           method="exact").pvalue
     assert fig.results[0]["p"] == pytest.approx(p)
-    assert plots.format_p(p) in a.get_title() and f"n = {len(g)} DE genes" in a.get_title()
-    # panel D: peaks vs co-assay, AUROC
+    p_sr = stats.wilcoxon(g["pearson_pb"], g["pearson_b"], alternative="greater").pvalue
+    assert fig.results[0]["p_signedrank"] == pytest.approx(p_sr)
+    assert f"rank-sum {plots.format_p(p)}" in a.get_title()
+    assert f"signed-rank {plots.format_p(p_sr)}" in a.get_title()
+    assert f"n = {len(g)} DE genes" in a.get_title()
+    # panel D: peaks vs co-assay, AUROC over the paper's peak set (DE, enough positive cells)
     pk = peaks["polarbear"].merge(peaks["polarbear_coassay"], on="peak")
-    pk = pk[pk["is_de_x"]]
+    pk = pk[pk["paper_set_x"]]
+    assert fig.results[3]["n"] == len(pk) < int(peaks["polarbear"]["is_de"].sum())
     assert fig.results[3]["n_above"] == int((pk["auroc_x"] > pk["auroc_y"]).sum())
+    assert f"n = {len(pk)} DE peaks with >= n/100 positive cells" in fig.panels["D"].get_title()
     assert sorted(t.get_text() for ax in fig.axes for t in ax.texts if t.get_fontweight() == "bold"
                   and t.get_text() in "ABCDEF") == list("ABCDEF")
     # 2 x 3 layout: rows = comparator (BABEL, co-assay), columns = metric; B below A, C right of A
     pos = {k: ax.get_position() for k, ax in fig.panels.items()}
     assert pos["B"].y0 < pos["A"].y0 and abs(pos["B"].x0 - pos["A"].x0) < 1e-6
     assert pos["C"].x0 > pos["A"].x0 and abs(pos["C"].y0 - pos["A"].y0) < 1e-6
+
+
+def test_fig3_v1_definition_uses_v1_columns_and_de_peaks(tables):
+    genes = {m: tables[m]["genes"] for m in METHODS}
+    peaks = {m: tables[m]["peaks"] for m in METHODS}
+    fig = plots.fig3(genes, peaks, definition="v1")
+    g = genes["polarbear"].merge(genes["babel"], on="gene", suffixes=("_pb", "_b"))
+    g = g[g["is_de_pb"]]
+    assert fig.results[0]["n_above"] == int((g["pearson_v1_pb"] > g["pearson_v1_b"]).sum())
+    assert fig.results[0]["p"] == pytest.approx(
+        stats.mannwhitneyu(g["pearson_v1_pb"], g["pearson_v1_b"], alternative="greater",
+                           method="exact").pvalue)
+    assert fig.results[2]["n"] == int(peaks["polarbear"]["is_de"].sum())
+    assert "definition v1" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="definition"):
+        plots.fig3(genes, peaks, definition="v2")
 
 
 def test_fig3_nan_rows_dropped_and_reported(tables):
@@ -166,10 +215,17 @@ def test_fig4_marker_sizes_and_counts(tables):
     ax = fig.axes[0]
     assert "marker-gene AUROC" in ax.get_xlabel() and "BABEL" in ax.get_xlabel()
     sizes = ax.collections[0].get_sizes()
+    assert len(sizes) == 4                               # the marker with 5 positive cells is out
     assert sizes.argmax() == 0 and sizes.argmin() == 3  # n_pos 200 biggest, 9 smallest
+    keep = markers["polarbear"]["n_pos"].to_numpy() > 8
     d = markers["polarbear"]["auroc_pred"].to_numpy() - markers["babel"]["auroc_pred"].to_numpy()
-    assert fig.results[0]["n_above"] == int((d > 0).sum())
-    assert fig.results[0]["median_ref"] == pytest.approx(markers["polarbear"]["auroc_pred"].median())
+    assert fig.results[0]["n"] == 4 and fig.results[0]["n_above"] == int((d[keep] > 0).sum())
+    assert fig.results[0]["median_ref"] == pytest.approx(
+        markers["polarbear"]["auroc_pred"][keep].median())
+    # v1: every marker; without a paper_set column the > 8 rule is applied from n_pos
+    assert plots.fig4(markers, definition="v1").results[0]["n"] == 5
+    no_col = {m: t.drop(columns="paper_set") for m, t in markers.items()}
+    assert plots.fig4(no_col).results[0]["n"] == 4
     fig = plots.fig4({"polarbear": markers["polarbear"]})
     assert fig.results == [None, None]
 
@@ -184,12 +240,17 @@ def test_fig5_has_seven_panels_and_pr_curves(tables):
     assert len(fig.axes) == 7
     axg = fig.panels["G"]
     assert axg.get_xlabel() == "recall" and axg.get_ylabel() == "precision"
-    from sklearn.metrics import average_precision_score
-
     t = de["polarbear"]
+    t = t[t["paper_set"]]                                # genes with a defined fold change
     ap = average_precision_score(t["true_de"], -t["pred_pvalue"])
     assert fig.pr["polarbear"]["aupr"] == pytest.approx(ap)
-    assert fig.pr["knn"]["n_nan"] == 1
+    assert fig.pr["polarbear"]["n"] == int(de["polarbear"]["paper_set"].sum())
+    assert fig.pr["knn"]["n_nan"] == int(de["knn"]["paper_set"][0])
+    v1 = plots.fig5(genes, peaks, de, definition="v1")
+    t = de["polarbear"]
+    assert v1.pr["polarbear"]["aupr"] == pytest.approx(
+        average_precision_score(t["true_de_v1"], -t["pred_pvalue_v1"]))
+    assert v1.pr["polarbear"]["n"] == len(t)
     legend = [x.get_text() for x in axg.get_legend().get_texts()]
     assert f"Polarbear (AUPR {ap:.3f})" in legend
     assert len(legend) == len(METHODS) + 1  # + random baseline
@@ -214,6 +275,14 @@ def test_fig6_sorted_curves_colours_and_means(tables):
     assert to_hex(lines["BABEL"].get_color()) == "#1f77b4"
     assert to_hex(lines["Polarbear co-assay"].get_color()) == "#ff7f0e"
     assert "ATAC" in fig.axes[1].get_title() and "unseen" in fig.axes[2].get_title()
+    # paper: both queries in the ATAC latent; v1: the ATAC query in the RNA latent
+    c = tables["polarbear"]["cells"]
+    assert fig.means[("random", "atac", "polarbear")] == pytest.approx(c["foscttm_latent_atac_query"].mean())
+    assert "ATAC latent" in fig._suptitle.get_text()
+    v1 = plots.fig6(cells, definition="v1")
+    assert v1.means[("random", "atac", "polarbear")] == pytest.approx(
+        c["foscttm_rna_latent_atac_query"].mean())
+    assert v1.means[("random", "rna", "polarbear")] == pytest.approx(exp_mean)
 
 
 def test_fig6_missing_method_and_all_nan(tables):
@@ -278,6 +347,26 @@ def test_bad_eval_table_names_file(tmp_path, tables):
     with pytest.raises(InputFormatError, match="genes.tsv.*pearson"):
         plots.run_figure(3, paths, tmp_path / "x.pdf", tmp_path / "x.png")
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_table3_report_with_definitions(tmp_path):
+    rows = []
+    for split in ("random", "unseen"):
+        for definition in ("v1", "paper"):
+            for metric in ("gene-wise correlation", "marker AUROC (median)"):
+                for m, mu in (("babel", 0.1), ("polarbear", 0.3)):
+                    rows.append(dict(split=split, definition=definition, metric=metric, method=m,
+                                     mean=mu + (definition == "paper"), sd=0.05, median=0.42, n=10,
+                                     ranksum_p=np.nan if m == "polarbear" else 0.01,
+                                     signedrank_p=np.nan if m == "polarbear" else 0.02))
+    src = tmp_path / "table3.tsv"
+    pd.DataFrame(rows).to_csv(src, sep="\t", index=False)
+    wide = plots.run_table3_report(src, tmp_path / "t3.html", tmp_path / "t3.tsv")
+    assert list(wide.columns) == ["split", "definition", "metric", "BABEL", "Polarbear"]
+    assert list(wide["definition"]) == ["paper", "paper", "v1", "v1"] * 2   # paper first
+    assert wide.loc[0, "Polarbear"] == "1.3 (0.05)" and wide.loc[2, "Polarbear"] == "0.3 (0.05)"
+    page = (tmp_path / "t3.html").read_text()
+    assert "ranksum_p" in page and "signedrank_p" in page and "definition" in page
 
 
 def test_table3_report(tmp_path):

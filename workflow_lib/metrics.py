@@ -11,6 +11,11 @@ how many were excluded):
   positive; AUPRnorm NaN if AP is NaN or every cell is positive (PP == 1).
 - ``foscttm``: NaN for every cell if fewer than 2 cells.
 - ``marker_auroc``: NaN if the cell type has no cell, or only cells, among those evaluated.
+
+Paper-definition helpers (the authors' ``bin/evaluate_polarbear.R`` / ``bin/evaluation_functions.R``):
+``ranksum_pvalue`` (R ``wilcox.test(other, polarbear, alternative = "less")``),
+``paper_peak_set`` (peaks with >= n/100 positive test cells), ``paper_marker_set`` (markers with
+> 8 positive cells) and ``foscttm_latent_spaces`` (both queries in both latent spaces).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
+from scipy.stats import mannwhitneyu, wilcoxon
 
 DEFAULT_MEM_BYTES = 256 * 2**20
 
@@ -264,4 +270,93 @@ def nan_summary(values) -> dict:
         "sd": float(f.std(ddof=1)) if f.size > 1 else np.nan,
         "median": float(np.median(f)) if f.size else np.nan,
         "n": int(f.size), "n_nan": int((~ok).sum()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# paper definitions: comparison test, feature subsets, FOSCTTM spaces
+# ---------------------------------------------------------------------------------------------
+PAPER_MARKER_MIN_POS = 8          # markers kept if n_pos > 8    (evaluate_polarbear.R line 252)
+PAPER_PEAK_MIN_POS_FRAC = 0.01    # peaks kept if n_pos >= n/100 (evaluation_functions.R 249, 251)
+R_EXACT_LIMIT = 50                # wilcox.test: exact p only if both n < 50 and no ties
+
+
+def ranksum_pvalue(x, y, alternative: str = "greater") -> float:
+    """One-sided Wilcoxon rank-sum (Mann-Whitney) p-value of ``x`` vs ``y``, as R's
+    ``wilcox.test(x, y, alternative)`` computes it (unpaired; NaN values dropped).
+
+    R uses the exact null distribution when both samples have fewer than 50 values and there are
+    no ties, else the normal approximation with tie and continuity correction; when every value is
+    tied the approximation has SIGMA = 0 and R reports p = 1. NaN if a sample is empty.
+    The paper's figures call ``wilcox.test(other, polarbear, alternative = "less")``, i.e.
+    ``ranksum_pvalue(polarbear, other, "greater")`` here.
+    """
+    if alternative not in ("greater", "less"):
+        raise ValueError("alternative must be 'greater' or 'less'")
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size == 0 or y.size == 0:
+        return float("nan")
+    both = np.concatenate([x, y])
+    if np.all(both == both[0]):
+        return 1.0
+    ties = np.unique(both).size < both.size
+    exact = x.size < R_EXACT_LIMIT and y.size < R_EXACT_LIMIT and not ties
+    res = mannwhitneyu(x, y, alternative=alternative, use_continuity=True,
+                       method="exact" if exact else "asymptotic")
+    return float(res.pvalue)
+
+
+def signedrank_pvalue(x, y, alternative: str = "greater") -> float:
+    """One-sided paired Wilcoxon signed-rank p-value of ``x - y`` (pairs with a NaN dropped);
+    NaN when no pair differs. The definition used before the paper's rank-sum ("v1")."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if not (x != y).any():
+        return float("nan")
+    try:
+        return float(wilcoxon(x, y, alternative=alternative).pvalue)
+    except ValueError:
+        return float("nan")
+
+
+def paper_peak_set(n_pos, is_de, n_cells: int) -> np.ndarray:
+    """Peaks of the paper's peak-wise summaries: differential (``is_de``) with at least
+    ``n_cells / 100`` positive test cells (``peak_auc_npos >= ncells/100``; the authors apply it on
+    both splits)."""
+    n_pos = np.asarray(n_pos, dtype=np.float64)
+    return np.asarray(is_de, dtype=bool) & (n_pos >= PAPER_PEAK_MIN_POS_FRAC * n_cells)
+
+
+def paper_marker_set(n_pos) -> np.ndarray:
+    """Marker (cell type, gene) pairs of the paper's marker AUROC: more than 8 positive cells."""
+    return np.asarray(n_pos, dtype=np.float64) > PAPER_MARKER_MIN_POS
+
+
+def foscttm_latent_spaces(rna_query, atac_reference, atac_query, rna_reference,
+                          mem_bytes: int = DEFAULT_MEM_BYTES) -> dict:
+    """FOSCTTM of both query modalities in both latent spaces (latent contract of predictions).
+
+    The ATAC latent holds ``atac_reference`` (ATAC cells encoded, Polarbear ``mu_y``) and
+    ``rna_query`` (RNA cells translated into it); the RNA latent holds ``rna_reference`` (``mu_x``)
+    and ``atac_query``. For a query modality, each of its cells is matched against all cells of the
+    other modality in that space. The authors' ``FOSCTTM(domain1, domain2)``
+    (``bin/evaluation_functions.py`` lines 20-41, called on the ATAC-VAE embeddings in
+    ``run_polarbear.py`` line 149, plotted by ``evaluate_polarbear.R`` lines 359-366) gives both
+    directions of one space; the paper's Fig. 6 uses the ATAC-VAE space for both queries.
+    Labels here follow the query cell's modality. The authors' R script labels
+    ``sorted_fraction_1to2_atacVAE`` "RNA", but there domain 1 is ``encoded_y`` (ATAC cells,
+    ``train_model.py`` l.236, 285, 524), i.e. it holds ATAC queries: their Fig. 6 "scRNA-seq query"
+    panel is our ``atac_latent_atac_query`` and vice versa (same two curves, labels swapped).
+    Returns keys ``atac_latent_rna_query``, ``atac_latent_atac_query``, ``rna_latent_rna_query``,
+    ``rna_latent_atac_query``.
+    """
+    return {
+        "atac_latent_rna_query": foscttm(rna_query, atac_reference, mem_bytes),
+        "atac_latent_atac_query": foscttm(atac_reference, rna_query, mem_bytes),
+        "rna_latent_rna_query": foscttm(rna_reference, atac_query, mem_bytes),
+        "rna_latent_atac_query": foscttm(atac_query, rna_reference, mem_bytes),
     }

@@ -25,6 +25,19 @@ Fallbacks (each is logged and counted in the returned ``info``):
 - pool sizes larger than a cluster are dropped for that cluster;
 - a non-positive or non-finite solved factor is replaced by the cell's library-size factor;
 - cells with zero total count get size factor NaN (their normalised profile is all zero).
+
+Two entry points, one per evaluation definition (see evaluate.py):
+
+``scran_size_factors`` (definition "paper") -- what the authors' evaluation computes:
+    ``computeSumFactors(counts)`` of scran (Polarbear ``bin/evaluate_polarbear.R`` line 36) on all
+    co-assay cells WITHOUT cell types, i.e. scran/scuttle ``pooledSizeFactors`` defaults:
+    pool sizes ``seq(21, 101, 5)``, ``max.cluster.size = 3000`` (the cells are split round-robin,
+    in matrix order, into ``ceiling(n / 3000)`` arbitrary groups), ``min.mean`` guessed from the
+    median library size (UMI data: 0.1), the reference group = the one with the most non-zero
+    genes of its average pseudo-cell, rescaling = median ratio of the groups' pseudo-cells,
+    non-positive estimates cleaned by the ``cleanSizeFactors`` curve fit, factors centred to mean 1.
+``pooled_size_factors`` (definition "v1") -- the same estimator with the cell types as clusters,
+    pool sizes 21..101 by 20 and the cluster rescaling of step 5 above.
 """
 
 from __future__ import annotations
@@ -55,6 +68,8 @@ def pool_matrix(n: int, pool_sizes) -> sp.csr_matrix:
     """Sparse (n_pools x n) 0/1 matrix: each row = ``s`` consecutive ring positions (wrapping)."""
     rows, cols = [], []
     offset = 0
+    if len(pool_sizes) == 0:
+        return sp.csr_matrix((0, n))
     for s in pool_sizes:
         starts = np.arange(n)
         members = (starts[:, None] + np.arange(s)[None, :]) % n
@@ -174,6 +189,216 @@ def pooled_size_factors(X, clusters=None, pool_sizes=DEFAULT_POOL_SIZES, min_mea
         sf[idx] *= f
         info["cluster_rescale"][str(c)] = f
     sf[ok] /= sf[ok].mean()
+    return sf, info
+
+
+# ---------------------------------------------------------------------------------------------
+# scran / scuttle pooledSizeFactors (definition "paper")
+# ---------------------------------------------------------------------------------------------
+SCRAN_POOL_SIZES = tuple(range(21, 102, 5))
+SCRAN_MAX_CLUSTER_SIZE = 3000
+_LOWWEIGHT = 1e-6
+
+
+def limit_cluster_size(clusters, max_size: int | None = SCRAN_MAX_CLUSTER_SIZE) -> np.ndarray:
+    """scuttle ``.limit_cluster_size``: split every cluster larger than ``max_size`` round-robin.
+
+    A cluster of ``k`` cells (in matrix order) becomes ``ceiling(k / max_size)`` groups assigned
+    ``1, 2, .., mult, 1, 2, ..``; clusters are numbered in order of first appearance.
+    Returns integer group ids 0..G-1.
+    """
+    clusters = np.asarray(clusters)
+    out = np.empty(clusters.size, dtype=np.int64)
+    counter = 0
+    _, first = np.unique(clusters, return_index=True)
+    for c in clusters[np.sort(first)]:
+        idx = np.flatnonzero(clusters == c)
+        mult = 1 if max_size is None or idx.size <= max_size else int(np.ceil(idx.size / max_size))
+        out[idx] = counter + np.arange(idx.size) % mult
+        counter += mult
+    return out
+
+
+def guess_min_mean(libsizes) -> float:
+    """scuttle ``.guessMinMean``: 0.1 for UMI-like data (median library size <= 50,000 or between
+    50,000 and 100,000), 1 for read counts (>= 100,000)."""
+    mid = float(np.median(libsizes)) if len(libsizes) else np.nan
+    if not np.isfinite(mid):
+        return 1.0
+    return 1.0 if mid >= 100_000 else 0.1
+
+
+def clean_size_factors(size_factors, num_detected, iterations: int = 3, nmads: float = 3.0,
+                       logger: logging.Logger | None = None) -> np.ndarray:
+    """scuttle ``cleanSizeFactors``: replace non-positive factors using the robust fit
+    ``num_detected = a x / (1 + b x)`` of the positive ones (log-scale least squares with
+    tricube robustness weights); falls back to the smallest positive factor if the fit fails."""
+    from scipy.optimize import least_squares
+
+    sf = np.asarray(size_factors, dtype=np.float64).copy()
+    nd = np.asarray(num_detected, dtype=np.float64)
+    keep = sf > 0
+    if keep.all():
+        return sf
+    X, Y = sf[keep], nd[keep]
+
+    def fallback(why):
+        (logger or _log).warning("cleanSizeFactors fit failed (%s): smallest positive factor used", why)
+        sf[~keep] = X.min() if X.size else np.nan
+        return sf
+
+    if X.size < 3 or (Y <= 0).any():
+        return fallback("fewer than 3 positive factors or cells without detected genes")
+    lower = np.median(X) > X
+    if not lower.any():
+        return fallback("no factor below the median")
+    A = float((X[lower] * Y[lower]).sum() / (X[lower] ** 2).sum())
+    below = np.flatnonzero(Y < A * X)
+    if below.size == 0:
+        return fallback("no cell below the initial line")
+    top = below[np.argmax(Y[below])]
+    B = A / Y[top] - 1.0 / X[top]
+    if not (A > 0 and B > 0):
+        return fallback("non-positive initial values")
+    lY, lX = np.log(Y), np.log(X)
+
+    def model(p):
+        return p[0] + lX - np.log(X * np.exp(p[1]) + 1.0)
+
+    init = np.log([A, B])
+    w = np.ones_like(Y)
+    for _ in range(iterations + 1):
+        sw = np.sqrt(w)
+        fit = least_squares(lambda p: sw * (lY - model(p)), init)
+        if not fit.success or not np.isfinite(fit.x).all():
+            return fallback("least squares did not converge")
+        init = fit.x
+        resid = np.abs(sw * (lY - model(init)))            # nls residuals are weighted
+        bw = max(1e-8, float(np.median(resid)) * nmads)
+        w = (1.0 - np.minimum(resid / bw, 1.0) ** 3) ** 3
+    failed = nd[~keep]
+    new = failed / (np.exp(init[0]) - np.exp(init[1]) * failed)
+    new[new < 0] = X.max()
+    sf[~keep] = new
+    return sf
+
+
+def _ring_pool_medians(Z: sp.csr_matrix, u: np.ndarray, ring: np.ndarray, sizes, max_elems: int):
+    """Pool estimates of every (size, start) window on the ring, in ``pool_matrix`` row order:
+    ``b[k * n + start] = median_g( sum_{r = start}^{start + s_k - 1} Z[ring[r mod n], g] / u_g )``.
+
+    Windows are differences of a prefix sum over a dense block of consecutive ring positions
+    (scran sums each window incrementally in C++), so the cost is one pass over the block per size.
+    """
+    n, g = Z.shape
+    out = np.empty(len(sizes) * n)
+    if not len(sizes):
+        return out
+    smax = max(sizes)
+    Zr = sp.csr_matrix(Z[ring])
+    inv_u = 1.0 / u
+    step = max(1, min(n, int(max_elems // max(1, 3 * g)) - smax))
+    for a in range(0, n, step):
+        k = min(n, a + step) - a
+        D = Zr[np.arange(a, a + k + smax - 1) % n].toarray()
+        D *= inv_u[None, :]
+        C = np.zeros((D.shape[0] + 1, g))
+        np.cumsum(D, axis=0, out=C[1:])
+        del D
+        for j, s in enumerate(sizes):
+            out[j * n + a: j * n + a + k] = np.median(C[s:s + k] - C[:k], axis=1)
+    return out
+
+
+def _scran_cluster(X: sp.csr_matrix, sizes, min_mean: float, max_elems: int, logger):
+    """scuttle ``.per_cluster_normalize`` for one group of cells with positive library sizes.
+
+    Returns (normalisation factors on scran's scale, the group's average pseudo-cell over all
+    genes, number of cleaned factors)."""
+    n = X.shape[0]
+    lib = _row_sums(X)
+    Z = sp.csr_matrix(sp.diags(1.0 / lib) @ X)             # x / library size
+    ave = np.asarray(Z.mean(axis=0)).ravel() * lib.mean()  # = calculateAverage()
+    keep = ave >= min_mean
+    if not keep.any():
+        raise ValueError(f"no gene with average count >= min.mean={min_mean}")
+    Zf = Z[:, np.flatnonzero(keep)] if not keep.all() else Z
+    u = ave[keep]
+    sizes = [int(s) for s in sizes if s <= n]
+    ring = ring_order(lib)
+    perm = np.empty(n, dtype=np.int64)
+    perm[ring] = np.arange(n)
+    A = sp.csr_matrix(pool_matrix(n, sizes)[:, perm])      # pools over ring positions -> cells
+    b = _ring_pool_medians(Zf, u, ring, sizes, max_elems)
+    # weighted least squares of [A; sqrt(w) I] phi = [b; sqrt(w) / sum(u)] (normal equations)
+    M = (A.T @ A + _LOWWEIGHT * sp.identity(n, format="csr")).tocsc()
+    rhs = A.T @ b + _LOWWEIGHT / u.sum() * np.ones(n)
+    nf = spla.spsolve(M, rhs) * lib
+    n_clean = 0
+    if (nf < 0).any():
+        n_clean = int((nf <= 0).sum())
+        logger.warning("size factors: %d non-positive estimates cleaned (cleanSizeFactors)", n_clean)
+        nf = clean_size_factors(nf, np.asarray((Zf > 0).sum(axis=1)).ravel(), logger=logger)
+    return nf, ave, n_clean
+
+
+def scran_size_factors(X, clusters=None, pool_sizes=SCRAN_POOL_SIZES,
+                       max_cluster_size: int | None = SCRAN_MAX_CLUSTER_SIZE,
+                       min_mean: float | None = None, max_elems: int = 20_000_000,
+                       logger: logging.Logger | None = None):
+    """scran ``computeSumFactors(x)`` (scuttle ``pooledSizeFactors``) with its defaults.
+
+    ``X``: cells x genes counts (the transpose of R's genes x cells). ``clusters=None`` = one
+    cluster, as in the authors' call; it is split by ``max_cluster_size`` like scran does.
+    Cells with zero counts (scran refuses them) get NaN and are left out of everything.
+    Returns (size factors with mean 1 over the positive ones, info dict).
+    """
+    logger = logger or _log
+    X = sp.csr_matrix(X, dtype=np.float64)
+    n = X.shape[0]
+    lib = _row_sums(X)
+    ok = lib > 0
+    sf = np.full(n, np.nan)
+    if min_mean is None:
+        min_mean = guess_min_mean(lib[ok])
+    base = np.zeros(n, dtype=np.int64) if clusters is None else np.asarray(clusters)
+    groups_ok = limit_cluster_size(base[ok], max_cluster_size)
+    cells_ok = np.flatnonzero(ok)
+    sizes = sorted(int(s) for s in pool_sizes)
+    info = {"n_zero_count_cells": int((~ok).sum()), "min_mean": min_mean, "pool_sizes": sizes,
+            "n_groups": 0, "group_sizes": [], "reference_group": None, "rescale": [],
+            "n_cleaned": 0}
+    if not ok.any():
+        return sf, info
+    nfs, profiles, idxs = [], [], []
+    for gid in range(groups_ok.max() + 1):
+        idx = cells_ok[groups_ok == gid]
+        nf, ave, n_clean = _scran_cluster(X[idx], sizes, min_mean, max_elems, logger)
+        nfs.append(nf)
+        profiles.append(ave)
+        idxs.append(idx)
+        info["n_cleaned"] += n_clean
+    info["n_groups"] = len(idxs)
+    info["group_sizes"] = [int(i.size) for i in idxs]
+    ref = int(np.argmax([(p > 0).sum() for p in profiles]))  # first cluster with most non-zeros
+    info["reference_group"] = ref
+    ref_prof = profiles[ref]
+    for nf, cur, idx in zip(nfs, profiles, idxs):
+        cl, rl = cur.sum(), ref_prof.sum()
+        use = (cur / cl + ref_prof / rl) / 2 * (cl + rl) / 2 >= min_mean
+        c, r = cur[use], ref_prof[use]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = c / r
+        ratio = ratio[~np.isnan(ratio)]
+        f = float(np.median(ratio)) if ratio.size else np.nan
+        if not np.isfinite(f) or f <= 0:
+            logger.warning("size factors: inter-cluster rescaling factor not positive, ratio of "
+                           "average library sizes used")
+            f = float(c.sum() / r.sum())
+        info["rescale"].append(f)
+        sf[idx] = nf * f
+    pos = np.isfinite(sf) & (sf > 0)
+    sf /= sf[pos].mean()
     return sf, info
 
 

@@ -8,6 +8,14 @@ metrics are dropped and the number of points actually drawn is written in the pa
 ``run_figure`` is the single entry point used by the thin ``scripts/fig*.py`` wrappers: it
 indexes the input paths by their ``{variant}/{scenario}/{method}/{table}.tsv`` components,
 reads them, builds the figure and saves PDF + PNG atomically.
+
+Metric definitions (see workflow_lib/evaluate.py): every figure uses the ``paper`` definition by
+default -- gene-wise ``pearson`` over DE genes, peaks of ``paper_set`` (DE peaks with >= n/100
+positive test cells), markers of ``paper_set`` (> 8 positive cells), FOSCTTM of both queries in
+the ATAC latent, Fig. 5G from the paper's DE columns -- and p-values of the one-sided Wilcoxon
+rank-sum test the paper states (R ``wilcox.test(other, polarbear, alternative = "less")``). The
+paired one-sided Wilcoxon signed-rank p-value of the ``v1`` figures is kept next to it (panel
+titles, ``fig.results[i]["p_signedrank"]``), and ``definition="v1"`` draws the v1 figures.
 """
 
 from __future__ import annotations
@@ -24,10 +32,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from scipy import stats  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
 
 from workflow_lib.fileutils import InputFormatError, atomic_path, get_logger, timed  # noqa: E402
+from workflow_lib.metrics import paper_marker_set, ranksum_pvalue, signedrank_pvalue  # noqa: E402
 
 REFERENCE = "polarbear"
 COMPARATORS = ("babel", "polarbear_coassay")
@@ -61,17 +69,46 @@ METRIC_LABELS = {
 SCENARIO_LABELS = {"random": "random 20% test set", "unseen": "unseen cell type"}
 QUERY_LABELS = {"rna": "scRNA-seq query", "atac": "scATAC-seq query"}
 
-# Required columns of each evaluation table (evaluation contract).
+# Required columns of each evaluation table (evaluation contract, paper definition).
 TABLE_COLUMNS = {
     "genes": ("gene", "pearson", "is_de"),
-    "peaks": ("peak", "auroc", "auprnorm", "is_de"),
+    "peaks": ("peak", "auroc", "auprnorm", "is_de", "paper_set"),
     "cells": ("cell", "foscttm_latent_rna_query", "foscttm_latent_atac_query"),
     "markers": ("cell_type", "gene", "n_pos", "auroc_pred"),
     "de": ("gene", "pred_pvalue", "true_de"),
 }
+
+# Columns each figure reads per definition: metric column suffix, feature subset column
+# (None = all rows), FOSCTTM column per query, DE p-value / truth / gene subset columns.
+DEFINITIONS = {
+    "paper": {
+        "suffix": {"pearson": "", "auroc": "", "auprnorm": ""},
+        "subset": {"genes": "is_de", "peaks": "paper_set", "markers": "paper_set"},
+        "foscttm": {"rna": "foscttm_latent_rna_query", "atac": "foscttm_latent_atac_query"},
+        "latent_label": "ATAC latent",
+        "de": ("pred_pvalue", "true_de", "paper_set"),
+    },
+    "v1": {
+        "suffix": {"pearson": "_v1", "auroc": "", "auprnorm": ""},
+        "subset": {"genes": "is_de", "peaks": "is_de", "markers": None},
+        "foscttm": {"rna": "foscttm_latent_rna_query", "atac": "foscttm_rna_latent_atac_query"},
+        "latent_label": "RNA query: ATAC latent, ATAC query: RNA latent",
+        "de": ("pred_pvalue_v1", "true_de_v1", None),
+    },
+}
+DEFAULT_DEFINITION = "paper"
+
+
+def _spec(definition: str) -> dict:
+    if definition not in DEFINITIONS:
+        raise ValueError(f"unknown definition {definition!r} (expected one of {list(DEFINITIONS)})")
+    return DEFINITIONS[definition]
 FEATURE_KEY = {"genes": "gene", "peaks": "peak"}
 
 PANEL_LETTERS = "ABCDEFGH"
+# panel-title wording of the paper's feature subsets (``paper_set`` columns)
+PAPER_SET_WORDS = {"peak": "DE peaks with >= n/100 positive cells",
+                   "marker gene": "marker genes with > 8 positive cells"}
 
 
 
@@ -146,12 +183,13 @@ def _blank(ax, text: str) -> None:
 # statistics shown in the panels
 # --------------------------------------------------------------------------------------------
 def paired_values(ref: pd.DataFrame | None, other: pd.DataFrame | None, key: str, metric: str,
-                  de_only: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Align two feature tables on ``key``; keep DE features (by the reference's ``is_de``).
+                  de_only: bool = True, subset: str = "is_de") -> tuple[pd.DataFrame, dict]:
+    """Align two feature tables on ``key``; keep the features flagged in the reference's
+    ``subset`` column (``is_de``, or ``paper_set`` for the paper's peak / marker selection).
 
     Returns (frame with columns ref, other indexed by feature, info) where info holds
-    n_features (after the DE filter), n_nan (dropped for NaN in either method), n, de_filter
-    ("de" or "all" when no feature is flagged DE).
+    n_features (after the subset filter), n_nan (dropped for NaN in either method), n, de_filter
+    ("de" / "paper_set" = the subset used, or "all" when no feature is flagged).
     """
     if ref is None or other is None:
         raise ValueError("both tables are required")
@@ -159,11 +197,11 @@ def paired_values(ref: pd.DataFrame | None, other: pd.DataFrame | None, key: str
     b = other.drop_duplicates(key).set_index(key)
     idx = a.index.intersection(b.index)
     info = {"de_filter": "all"}
-    if de_only and "is_de" in a.columns:
-        de = as_bool(a.loc[idx, "is_de"])
+    if de_only and subset and subset in a.columns:
+        de = as_bool(a.loc[idx, subset])
         if de.any():
             idx = idx[de.to_numpy()]
-            info["de_filter"] = "de"
+            info["de_filter"] = "de" if subset == "is_de" else subset
     df = pd.DataFrame({
         "ref": pd.to_numeric(a.loc[idx, metric], errors="coerce"),
         "other": pd.to_numeric(b.loc[idx, metric], errors="coerce"),
@@ -176,32 +214,35 @@ def paired_values(ref: pd.DataFrame | None, other: pd.DataFrame | None, key: str
 
 
 def compare_paired(ref: np.ndarray, other: np.ndarray) -> dict:
-    """Counts above / below the diagonal (ref on y, other on x) and a one-sided paired test.
+    """Counts above / below the diagonal (ref on y, other on x) and one-sided tests of "ref > other"
+    on the pairs where both are finite.
 
-    ``p`` is the one-sided Wilcoxon signed-rank p-value for "ref > other" (NaN when fewer than
-    one non-tied pair).
+    ``p``: one-sided Wilcoxon rank-sum p-value (the paper's test, R
+    ``wilcox.test(other, ref, alternative = "less")``); ``p_signedrank``: one-sided paired
+    Wilcoxon signed-rank p-value (v1; NaN when no pair differs).
     """
     ref = np.asarray(ref, dtype=float)
     other = np.asarray(other, dtype=float)
     ok = np.isfinite(ref) & np.isfinite(other)
     ref, other = ref[ok], other[ok]
     d = ref - other
-    out = {"n": int(d.size), "n_above": int((d > 0).sum()), "n_below": int((d < 0).sum()),
-           "n_tie": int((d == 0).sum()), "p": float("nan")}
-    if (d != 0).sum() >= 1:
-        try:
-            out["p"] = float(stats.wilcoxon(ref, other, alternative="greater").pvalue)
-        except ValueError:
-            pass
-    return out
+    return {"n": int(d.size), "n_above": int((d > 0).sum()), "n_below": int((d < 0).sum()),
+            "n_tie": int((d == 0).sum()), "p": ranksum_pvalue(ref, other, "greater"),
+            "p_signedrank": signedrank_pvalue(ref, other, "greater")}
 
 
-def pr_curve(de: pd.DataFrame) -> dict | None:
-    """Precision-recall of ranking genes by predicted DE p-value against ``true_de``.
+def pr_curve(de: pd.DataFrame, definition: str = DEFAULT_DEFINITION) -> dict | None:
+    """Precision-recall of ranking genes by predicted DE p-value against the true DE flags.
 
+    Paper: ``pred_pvalue`` / ``true_de`` over the genes of ``paper_set`` (if present); v1:
+    ``pred_pvalue_v1`` / ``true_de_v1`` over all genes. Genes with a NaN p-value are dropped.
     Returns dict(precision, recall, aupr, n, n_pos, n_nan) or None if there is no positive.
     """
-    df = de[["pred_pvalue", "true_de"]].copy()
+    pcol, tcol, subset = _spec(definition)["de"]
+    if subset and subset in de.columns:
+        de = de[as_bool(de[subset]).to_numpy()]
+    df = de[[pcol, tcol]].copy()
+    df.columns = ["pred_pvalue", "true_de"]
     df["pred_pvalue"] = pd.to_numeric(df["pred_pvalue"], errors="coerce")
     n0 = len(df)
     df = df.dropna()
@@ -220,13 +261,14 @@ def pr_curve(de: pd.DataFrame) -> dict | None:
 def scatter_panel(ax, ref: pd.DataFrame | None, other: pd.DataFrame | None, key: str,
                   metric: str, other_method: str, reference: str = REFERENCE,
                   feature_word: str = "gene", size_col: str | None = None,
-                  de_only: bool = True) -> dict | None:
-    """Reference (y) vs other method (x) for one metric; diagonal, counts, paired p-value.
+                  de_only: bool = True, subset: str = "is_de") -> dict | None:
+    """Reference (y) vs other method (x) for one metric (column ``metric``, features of the
+    reference's ``subset`` column); diagonal, counts, rank-sum and signed-rank p-values.
 
     Returns the comparison dict (see :func:`compare_paired`, plus the paired_values info) or
     None when a method is missing.
     """
-    metric_lab = METRIC_LABELS.get(metric, metric)
+    metric_lab = METRIC_LABELS.get(metric.removesuffix("_v1"), metric)
     ax.set_xlabel(f"{method_label(other_method)}: {metric_lab}", fontsize=9)
     ax.set_ylabel(f"{method_label(reference)}: {metric_lab}", fontsize=9)
     missing = [m for m, t in ((reference, ref), (other_method, other)) if t is None]
@@ -234,7 +276,7 @@ def scatter_panel(ax, ref: pd.DataFrame | None, other: pd.DataFrame | None, key:
         _blank(ax, "not available:\n" + ", ".join(method_label(m) for m in missing)
                + "\n(method not run)")
         return None
-    pairs, info = paired_values(ref, other, key, metric, de_only=de_only)
+    pairs, info = paired_values(ref, other, key, metric, de_only=de_only, subset=subset)
     if pairs.empty:
         _blank(ax, f"no {feature_word}s with finite {metric_lab}\nin both methods")
         return {"n": 0, "n_above": 0, "n_below": 0, "n_tie": 0, "p": float("nan"), **info}
@@ -264,22 +306,28 @@ def scatter_panel(ax, ref: pd.DataFrame | None, other: pd.DataFrame | None, key:
             fontsize=10, fontweight="bold", color=METHOD_COLORS.get(reference, "k"))
     ax.text(0.96, 0.04, f"{res['n_below']}", transform=ax.transAxes, ha="right", va="bottom",
             fontsize=10, fontweight="bold", color="#333333")
-    what = "DE " if info["de_filter"] == "de" else ("all " if de_only else "")
+    what = {"de": "DE ", "all": "all " if de_only else ""}.get(info["de_filter"], "")
     title = f"n = {n} {what}{feature_word}s"
+    if info["de_filter"] == "paper_set":
+        title = f"n = {n} " + PAPER_SET_WORDS.get(feature_word, f"{feature_word}s (paper set)")
     if info["n_nan"]:
         title += f" ({info['n_nan']} NaN dropped)"
-    ax.set_title(f"{title}\none-sided Wilcoxon {format_p(res['p'])}", fontsize=8.5)
+    ax.set_title(f"{title}\none-sided Wilcoxon rank-sum {format_p(res['p'])}\n"
+                 f"(paired signed-rank {format_p(res['p_signedrank'])})", fontsize=8)
     return res
 
 
 def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
                  peaks: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
-                 comparators: Sequence[str] = COMPARATORS) -> list[dict | None]:
+                 comparators: Sequence[str] = COMPARATORS,
+                 definition: str = DEFAULT_DEFINITION) -> list[dict | None]:
     """Panels A-F of Figs 3 and 5: ``axes[i][j]`` = comparator i, metric j (correlation, AUROC,
     AUPRnorm). Letters run down the columns as in the paper (A/B correlation vs BABEL/co-assay).
     Results are returned in letter order."""
-    specs = [("genes", "pearson", "gene"), ("peaks", "auroc", "peak"),
-             ("peaks", "auprnorm", "peak")]
+    spec = _spec(definition)
+    specs = [("genes", "pearson" + spec["suffix"]["pearson"], "gene"),
+             ("peaks", "auroc" + spec["suffix"]["auroc"], "peak"),
+             ("peaks", "auprnorm" + spec["suffix"]["auprnorm"], "peak")]
     results = []
     k = 0
     for j, (table, metric, word) in enumerate(specs):
@@ -287,7 +335,8 @@ def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
         for i, comp in enumerate(comparators):
             ax = axes[i][j]
             res = scatter_panel(ax, src.get(reference), src.get(comp), FEATURE_KEY[table], metric,
-                                comp, reference=reference, feature_word=word)
+                                comp, reference=reference, feature_word=word,
+                                subset=spec["subset"][table])
             _panel_letter(ax, PANEL_LETTERS[k])
             results.append(res)
             k += 1
@@ -334,32 +383,41 @@ def _suptitle(fig: Figure, text: str) -> None:
     fig.suptitle(text, fontsize=12, fontweight="bold")
 
 
+def _defn_note(definition: str) -> str:
+    return "" if definition == DEFAULT_DEFINITION else f"  [definition {definition}]"
+
+
 def fig3(genes: Mapping[str, pd.DataFrame], peaks: Mapping[str, pd.DataFrame],
-         reference: str = REFERENCE, comparators: Sequence[str] = COMPARATORS) -> Figure:
+         reference: str = REFERENCE, comparators: Sequence[str] = COMPARATORS,
+         definition: str = DEFAULT_DEFINITION) -> Figure:
     """Fig. 3: random split; rows = metric (correlation, AUROC, AUPRnorm), cols = comparator."""
-    fig, axes = plt.subplots(len(comparators), 3, figsize=(13.0, 4.3 * len(comparators) + 0.4),
+    fig, axes = plt.subplots(len(comparators), 3, figsize=(13.0, 4.4 * len(comparators) + 0.4),
                              squeeze=False, layout="constrained")
-    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators)
-    _suptitle(fig, "Fig. 3  Cross-modality prediction, random test set")
+    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition)
+    fig.definition = definition
+    _suptitle(fig, "Fig. 3  Cross-modality prediction, random test set" + _defn_note(definition))
     return fig
 
 
 def fig4(markers: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
-         comparators: Sequence[str] = COMPARATORS) -> Figure:
-    """Fig. 4: marker-gene AUROC (pred), reference vs each comparator; dot size = n_pos."""
-    fig, axes = plt.subplots(1, len(comparators), figsize=(4.6 * len(comparators), 5.0),
+         comparators: Sequence[str] = COMPARATORS, definition: str = DEFAULT_DEFINITION) -> Figure:
+    """Fig. 4: marker-gene AUROC (pred), reference vs each comparator; dot size = n_pos.
+    Paper: only markers with > 8 positive cells (``paper_set``, or computed from ``n_pos``)."""
+    fig, axes = plt.subplots(1, len(comparators), figsize=(4.6 * len(comparators), 5.2),
                              squeeze=False, layout="constrained")
     results = []
+    subset = _spec(definition)["subset"]["markers"]
     keyed = {m: _marker_key(t) for m, t in markers.items() if t is not None}
     for k, comp in enumerate(comparators):
         ax = axes[0, k]
         res = scatter_panel(ax, keyed.get(reference), keyed.get(comp), "key", "auroc_pred", comp,
                             reference=reference, feature_word="marker gene", size_col="n_pos",
-                            de_only=False)
+                            de_only=subset is not None, subset=subset)
         ax.set_xlabel(f"{method_label(comp)}: marker-gene AUROC", fontsize=9)
         ax.set_ylabel(f"{method_label(reference)}: marker-gene AUROC", fontsize=9)
         if res is not None and res["n"]:
-            pairs, _ = paired_values(keyed[reference], keyed[comp], "key", "auroc_pred", False)
+            pairs, _ = paired_values(keyed[reference], keyed[comp], "key", "auroc_pred",
+                                     subset is not None, subset)
             res["median_ref"] = float(np.median(pairs["ref"]))
             res["median_other"] = float(np.median(pairs["other"]))
             ax.set_title(ax.get_title() + f"\nmedian AUROC {res['median_ref']:.3f} (y) vs "
@@ -367,6 +425,8 @@ def fig4(markers: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
         _panel_letter(ax, PANEL_LETTERS[k])
         results.append(res)
     ref_tab = keyed.get(reference)
+    if ref_tab is not None and subset is not None and as_bool(ref_tab[subset]).any():
+        ref_tab = ref_tab[as_bool(ref_tab[subset]).to_numpy()]
     if ref_tab is not None and len(ref_tab):
         npos = pd.to_numeric(ref_tab["n_pos"], errors="coerce").dropna()
         if len(npos):
@@ -378,33 +438,37 @@ def fig4(markers: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
             fig.legend(handles, labels, title="cells of type (n_pos)", loc="outside lower center",
                        ncol=len(handles), fontsize=8, title_fontsize=8, frameon=False)
     fig.results = results
-    _suptitle(fig, "Fig. 4  Marker-gene prediction (AUROC), random test set")
+    fig.definition = definition
+    _suptitle(fig, "Fig. 4  Marker-gene prediction (AUROC), random test set" + _defn_note(definition))
     return fig
 
 
 def _marker_key(t: pd.DataFrame) -> pd.DataFrame:
     t = t.copy()
     t["key"] = t["cell_type"].astype(str) + "|" + t["gene"].astype(str)
+    if "paper_set" not in t.columns:
+        t["paper_set"] = paper_marker_set(pd.to_numeric(t["n_pos"], errors="coerce").fillna(0))
     return t
 
 
 def fig5(genes: Mapping[str, pd.DataFrame], peaks: Mapping[str, pd.DataFrame],
          de: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
-         comparators: Sequence[str] = COMPARATORS) -> Figure:
+         comparators: Sequence[str] = COMPARATORS, definition: str = DEFAULT_DEFINITION) -> Figure:
     """Fig. 5: unseen cell type; panels A-F as Fig. 3 plus G = DE precision-recall curves."""
     nrow = len(comparators)
-    fig = plt.figure(figsize=(18.0, 4.3 * nrow + 0.4), layout="constrained")
+    fig = plt.figure(figsize=(18.0, 4.4 * nrow + 0.4), layout="constrained")
     gs = fig.add_gridspec(nrow, 4, width_ratios=[1, 1, 1, 1.35])
     axes = [[fig.add_subplot(gs[i, j]) for j in range(3)] for i in range(nrow)]
-    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators)
+    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition)
     axg = fig.add_subplot(gs[:, 3])
-    fig.pr = pr_panel(axg, de)
+    fig.pr = pr_panel(axg, de, definition)
+    fig.definition = definition
     _panel_letter(axg, PANEL_LETTERS[3 * nrow])
-    _suptitle(fig, "Fig. 5  Cross-modality prediction, unseen cell type")
+    _suptitle(fig, "Fig. 5  Cross-modality prediction, unseen cell type" + _defn_note(definition))
     return fig
 
 
-def pr_panel(ax, de: Mapping[str, pd.DataFrame]) -> dict:
+def pr_panel(ax, de: Mapping[str, pd.DataFrame], definition: str = DEFAULT_DEFINITION) -> dict:
     """Precision-recall curves of predicted DE genes vs true DE genes, one per method."""
     out = {}
     notes = []
@@ -415,9 +479,10 @@ def pr_panel(ax, de: Mapping[str, pd.DataFrame]) -> dict:
         if t is None:
             notes.append(f"{method_label(m)} (not run)")
             continue
-        res = pr_curve(t)
+        res = pr_curve(t, definition)
         if res is None:
-            finite = np.isfinite(pd.to_numeric(t["pred_pvalue"], errors="coerce")).any()
+            pcol = _spec(definition)["de"][0]
+            finite = np.isfinite(pd.to_numeric(t[pcol], errors="coerce")).any()
             notes.append(f"{method_label(m)} ("
                          + ("no true DE / all DE" if finite else "no finite predicted p-values")
                          + ")")
@@ -429,8 +494,9 @@ def pr_panel(ax, de: Mapping[str, pd.DataFrame]) -> dict:
                 label=f"{method_label(m)} (AUPR {res['aupr']:.3f})")
     ax.set_xlabel("recall", fontsize=9)
     ax.set_ylabel("precision", fontsize=9)
-    ax.set_title("true DE genes of the unseen cell type,\nranked by predicted DE p-value",
-                 fontsize=9)
+    ax.set_title("true DE genes of the unseen cell type,\nranked by predicted DE p-value\n"
+                 + ("(predicted test vs predicted training cells)" if definition == "paper"
+                    else "(predicted test vs predicted training + validation cells)"), fontsize=9)
     ax.set_box_aspect(1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
@@ -439,7 +505,7 @@ def pr_panel(ax, de: Mapping[str, pd.DataFrame]) -> dict:
         ax.axhline(base, color="#999999", ls=":", lw=1,
                    label=f"random (AUPR {base:.3f})")
         first = next(iter(out.values()))
-        ax.set_title(ax.get_title() + f" ({first['n_pos']} true DE of {first['n']} genes)",
+        ax.set_title(ax.get_title() + f"\n({first['n_pos']} true DE of {first['n']} genes)",
                      fontsize=9)
         ax.legend(fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
                   frameon=False)
@@ -454,14 +520,16 @@ def pr_panel(ax, de: Mapping[str, pd.DataFrame]) -> dict:
 def _foscttm_grid(entries: Mapping[tuple[str, str], pd.DataFrame | None], names: Sequence[str],
                   colors: Mapping[str, str], labels: Mapping[str, str],
                   scenarios: Sequence[str], title: str,
-                  empty_message: str = "no runs to show") -> Figure:
+                  empty_message: str = "no runs to show",
+                  definition: str = DEFAULT_DEFINITION) -> Figure:
+    spec = _spec(definition)
     fig, axes = plt.subplots(2, 2, figsize=(10.5, 8.8), squeeze=False, layout="constrained")
     means = {}
     k = 0
     for r, scen in enumerate(("random", "unseen")):
         for c, q in enumerate(("rna", "atac")):
             ax = axes[r, c]
-            col = f"foscttm_latent_{q}_query"
+            col = spec["foscttm"][q]
             curves, missing = {}, []
             for name in names:
                 t = entries.get((scen, name))
@@ -486,12 +554,14 @@ def _foscttm_grid(entries: Mapping[tuple[str, str], pd.DataFrame | None], names:
             _panel_letter(ax, PANEL_LETTERS[k])
             k += 1
     fig.means = means
-    _suptitle(fig, title)
+    fig.definition = definition
+    _suptitle(fig, f"{title} ({spec['latent_label']})" + _defn_note(definition))
     return fig
 
 
 def fig6(cells: Mapping[tuple[str, str], pd.DataFrame | None],
-         scenarios: Sequence[str] = ("random", "unseen")) -> Figure:
+         scenarios: Sequence[str] = ("random", "unseen"),
+         definition: str = DEFAULT_DEFINITION) -> Figure:
     """Fig. 6: sorted latent-space FOSCTTM per method; keys (scenario, method)."""
     methods = ordered_methods(m for _, m in cells)
     colors = {m: method_color(m, methods) for m in methods}
@@ -503,11 +573,12 @@ def fig6(cells: Mapping[tuple[str, str], pd.DataFrame | None],
     labels = {m: method_label(m) for m in methods}
     return _foscttm_grid(cells, methods, colors, labels, scenarios,
                          "Fig. 6  Cross-modality matching (latent space) by method",
-                         "no evaluated runs (no method was run)")
+                         "no evaluated runs (no method was run)", definition)
 
 
 def fig7(cells: Mapping[tuple[str, str], pd.DataFrame | None],
-         scenarios: Sequence[str] = ("random", "unseen")) -> Figure:
+         scenarios: Sequence[str] = ("random", "unseen"),
+         definition: str = DEFAULT_DEFINITION) -> Figure:
     """Fig. 7: sorted latent FOSCTTM of Polarbear co-assay per feature variant; keys (scenario, variant)."""
     present = list(dict.fromkeys(v for _, v in cells))
     variants = [v for v in VARIANT_ORDER if v in present] + sorted(
@@ -517,7 +588,7 @@ def fig7(cells: Mapping[tuple[str, str], pd.DataFrame | None],
     return _foscttm_grid(cells, variants, colors, labels, scenarios,
                          "Fig. 7  Cross-modality matching by feature pre-filtering "
                          "(Polarbear co-assay)",
-                         "Polarbear co-assay not run\n(method dropped from config)")
+                         "Polarbear co-assay not run\n(method dropped from config)", definition)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,38 +637,40 @@ def _gather(index, variant, scenario, table, methods=None) -> dict[str, pd.DataF
 
 
 def build_figure(number: int, paths: Iterable, comparators: Sequence[str] = COMPARATORS,
-                 reference: str = REFERENCE) -> Figure:
+                 reference: str = REFERENCE, definition: str = DEFAULT_DEFINITION) -> Figure:
     """Read the evaluation tables among ``paths`` and build figure ``number`` (3..7)."""
+    _spec(definition)
     idx = index_eval_paths(paths)
     if number == 3:
         return fig3(_gather(idx, "full", "random", "genes"), _gather(idx, "full", "random", "peaks"),
-                    reference, comparators)
+                    reference, comparators, definition)
     if number == 4:
-        return fig4(_gather(idx, "full", "random", "markers"), reference, comparators)
+        return fig4(_gather(idx, "full", "random", "markers"), reference, comparators, definition)
     if number == 5:
         return fig5(_gather(idx, "full", "unseen", "genes"), _gather(idx, "full", "unseen", "peaks"),
-                    _gather(idx, "full", "unseen", "de"), reference, comparators)
+                    _gather(idx, "full", "unseen", "de"), reference, comparators, definition)
     scen = sorted({s for (_, s, _, t) in idx if t == "cells"})
     if number == 6:
         cells = {(s, m): read_eval_table(p, "cells") for (v, s, m, t), p in idx.items()
                  if v == "full" and t == "cells"}
-        return fig6(cells, scenarios=scen)
+        return fig6(cells, scenarios=scen, definition=definition)
     if number == 7:
         cells = {(s, v): read_eval_table(p, "cells") for (v, s, m, t), p in idx.items()
                  if m == "polarbear_coassay" and t == "cells"}
-        return fig7(cells, scenarios=scen)
+        return fig7(cells, scenarios=scen, definition=definition)
     raise ValueError(f"no figure {number} (expected 3..7)")
 
 
 def run_figure(number: int, inputs: Iterable, pdf_path, png_path, log_path=None,
                comparators: Sequence[str] = COMPARATORS, reference: str = REFERENCE,
-               dpi: int = 200) -> Figure:
+               dpi: int = 200, definition: str = DEFAULT_DEFINITION) -> Figure:
     """Entry point of scripts/fig{3..7}.py: build figure ``number`` and save PDF + PNG."""
     logger = get_logger(log_path)
     inputs = [str(p) for p in inputs]
-    logger.info("figure %d from %d evaluation tables", number, len(inputs))
+    logger.info("figure %d (definition %s) from %d evaluation tables", number, definition,
+                len(inputs))
     with timed(logger, f"building figure {number}"):
-        fig = build_figure(number, inputs, comparators, reference)
+        fig = build_figure(number, inputs, comparators, reference, definition)
     for key in ("results", "means", "pr"):
         if hasattr(fig, key):
             logger.info("figure %d %s: %s", number, key, _summary(getattr(fig, key)))
@@ -624,11 +697,23 @@ TABLE3_COLUMNS = ("split", "metric", "method", "mean", "sd", "n")
 
 
 def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
-    """Paper layout: one row per (split, metric), one 'mean (SD)' column per method."""
+    """Paper layout: one row per (split, metric), one 'mean (SD)' column per method.
+
+    With a ``definition`` column (table3.tsv since the paper definitions) the rows are
+    (split, definition, metric), the paper definition first within each split.
+    """
     miss = [c for c in TABLE3_COLUMNS if c not in t3.columns]
     if miss:
         raise ValueError(f"table3 is missing column(s) {miss}")
     t = t3.copy()
+    index = ["split", "metric"]
+    if "definition" in t.columns:
+        index = ["split", "definition", "metric"]
+        splits = {x: i for i, x in enumerate(dict.fromkeys(t["split"]))}
+        dorder = {d: i for i, d in enumerate(DEFINITIONS)}
+        t = t.assign(_s=t["split"].map(splits),
+                     _d=t["definition"].map(lambda d: dorder.get(d, len(dorder))))
+        t = t.sort_values(["_s", "_d"], kind="stable").drop(columns=["_s", "_d"])
     mean = pd.to_numeric(t["mean"], errors="coerce").astype(float)
     sd = pd.to_numeric(t["sd"], errors="coerce").astype(float)
     med = (pd.to_numeric(t["median"], errors="coerce").astype(float) if "median" in t.columns
@@ -642,7 +727,7 @@ def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
         else:
             cells.append(f"{m:.3g} ({s:.3g})")
     t["cell"] = cells
-    wide = t.pivot_table(index=["split", "metric"], columns="method", values="cell",
+    wide = t.pivot_table(index=index, columns="method", values="cell",
                          aggfunc="first", sort=False)
     # paper order (BABEL, Polarbear co-assay, Polarbear) with the baselines in front
     rank = {m: i for i, m in enumerate(("knn", "ridge", "babel", "polarbear_coassay", REFERENCE))}
@@ -666,9 +751,13 @@ def table3_html(t3: pd.DataFrame) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Table 3</title>" + style
         + "</head><body><h2>Table 3. Translation performance: mean (SD)</h2>"
         + wide.to_html(index=False, escape=True, border=0)
-        + "<h3>All rows, with paired comparison against Polarbear</h3>"
+        + "<p>definition <b>paper</b>: the metrics as the authors' evaluation code computes them "
+        + "(the default); <b>v1</b>: this workflow's earlier definitions, kept for comparison "
+        + "with older results.</p>"
+        + "<h3>All rows, with the comparison against Polarbear</h3>"
         + "<p>n_polarbear_better / n_polarbear_worse: features on which Polarbear is better / "
-        + "worse; wilcoxon_p: one-sided paired Wilcoxon signed-rank p-value.</p>"
+        + "worse; ranksum_p: one-sided Wilcoxon rank-sum p-value (the paper's test); "
+        + "signedrank_p: one-sided paired Wilcoxon signed-rank p-value (v1).</p>"
         + num.to_html(index=False, escape=True, border=0, na_rep="")
         + f"<p><small>{html.escape(str(len(t3)))} rows.</small></p></body></html>\n"
     )
