@@ -120,3 +120,17 @@ def test_babel_options_accepted(schema, default_config):
     b.update(architecture="compact", grad_clip_norm=None, lr_scheduler=None, rna_input_stats="all")
     b["demo"] = {"batch_size": 64, "lr_scheduler": {"factor": 0.5, "monitor": "val"}, "chrom_hidden": [8, 4]}
     jsonschema.validate(cfg, schema)
+
+
+def test_config_yaml_polarbear_defaults_are_the_shared_defaults(default_config):
+    """config.yaml (workflow) and `polarbear train` (CLI) share one set of defaults
+    (workflow_lib.settings.DEFAULTS = the authors' values + the named departures)."""
+    from workflow_lib.settings import AUTHOR_DEFAULTS, DEFAULTS, DEPARTURES
+
+    pb = default_config["polarbear"]
+    for key in ("grid", "vae", "translator", "ridge_alphas"):
+        assert pb[key] == DEFAULTS[key], key
+    # every departure is a real change of an authors' value
+    for block, values in DEPARTURES.items():
+        for k, v in values.items():
+            assert AUTHOR_DEFAULTS[block][k] != v and DEFAULTS[block][k] == v

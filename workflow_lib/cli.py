@@ -39,7 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
-from .settings import AUTHOR_DEFAULTS, deep_merge
+from .settings import DEFAULTS, deep_merge
 from .model_dir import (
     DEFAULT_MAX_MISSING_FRAC,
     FeatureMatch,
@@ -55,7 +55,7 @@ DIRECTIONS = {"rna-to-atac": ("rna", "atac"), "atac-to-rna": ("atac", "rna")}
 
 # Defaults of `polarbear train`: the authors' settings (workflow_lib.settings; config.yaml
 # `polarbear:` holds the same values); --config overrides.
-TRAIN_DEFAULTS = AUTHOR_DEFAULTS
+TRAIN_DEFAULTS = DEFAULTS
 
 
 class CLIError(Exception):

@@ -42,6 +42,7 @@ from .models.chromsplit import chrom_block_sizes
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
 from .models.vae import ATACVAE, RNAVAE, check_choice, features_digest, load_vae, save_module
 from .predictions import build_rna_prediction
+from .settings import DEFAULTS
 from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
@@ -190,7 +191,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     activation = str(fit_params.get("activation", "leaky_relu"))
     if modality == "rna":
         model = RNAVAE(X.shape[1], onehot.shape[1], hp["latent"], dropout=dropout, activation=activation,
-                       input_transform=str(fit_params.get("rna_input", "counts")),
+                       input_transform=str(fit_params.get("rna_input", DEFAULTS["vae"]["rna_input"])),
                        decoder_dropout=float(fit_params.get("rna_decoder_dropout", 0.0)), **meta)
     elif modality == "atac":
         chroms = chrom_block_sizes(co.var["chrom"].astype(str))
