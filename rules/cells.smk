@@ -1,7 +1,7 @@
 # Stage "cells": splits of the co-assay cells and the processed AnnData files of every variant
 # ({R}/processed/{variant}/{coassay_rna,coassay_atac,single_rna,single_atac}.h5ad).
 
-SPL = config["splits"]
+SPL = SPLIT_SETTINGS
 
 
 rule splits:
@@ -14,6 +14,7 @@ rule splits:
         seed=SPL["seed"],
         fracs=SPL["random_fracs"],
         resolution=SPL["leiden_resolution"],
+        unseen_rule=SPL["unseen_rule"],
         n_pcs=SPL["n_pcs"],
         n_neighbors=SPL["n_neighbors"],
     log:

@@ -2,7 +2,7 @@
 import itertools
 
 from workflow_lib.babel_settings import babel_settings
-from workflow_lib.settings import polarbear_settings
+from workflow_lib.settings import deep_merge, polarbear_settings
 from workflow_lib.sources import check_atac_downloads
 from workflow_lib.splits import check_split_fractions
 
@@ -102,6 +102,7 @@ def parse_point(name):
     return out
 
 
+SPLIT_SETTINGS = deep_merge(config["splits"], config["splits"].get("demo") if DEMO else None)  # demo overlay
 PB_SETTINGS = polarbear_settings(config["polarbear"], DEMO)  # demo: overlay polarbear.demo applied
 # babel.architecture picks the model; its overlays (babel.demo, babel.compact[.demo]) applied
 BABEL_SETTINGS = babel_settings(config["babel"], DEMO)

@@ -105,6 +105,29 @@ def test_unseen_split_largest_cluster_test_second_val():
     assert set(s[(c == "a") | (c == "c")]) == {"train"}
 
 
+
+def test_unseen_split_babel_rule_validates_on_cluster_0_and_tests_on_cluster_1():
+    """BABEL's --validcluster 0 --testcluster 1: Leiden numbers clusters by size, so the largest
+    is validation and the second largest is test; unknown rules are refused."""
+    c = np.array(["a"] * 5 + ["b"] * 9 + ["c"] * 2 + ["d"] * 7)
+    s = splits.unseen_split(c, "babel")
+    assert set(s[c == "b"]) == {"val"} and set(s[c == "d"]) == {"test"}
+    assert set(s[(c == "a") | (c == "c")]) == {"train"}
+    with pytest.raises(ValueError, match="unseen rule"):
+        splits.unseen_split(c, "smallest")
+
+
+def test_demo_overlay_of_the_splits_block(repo, default_config):
+    """Real data: BABEL's rule at resolution 1.5; the demo keeps the side-by-side split."""
+    from workflow_lib.settings import deep_merge
+
+    spl = default_config["splits"]
+    assert (spl["unseen_rule"], spl["leiden_resolution"]) == ("babel", 1.5)
+    demo = deep_merge(spl, spl["demo"])
+    assert (demo["unseen_rule"], demo["leiden_resolution"]) == ("largest_test", 1.0)
+    assert "SPLIT_SETTINGS" in (repo / "rules" / "cells.smk").read_text()
+
+
 @pytest.fixture(scope="module")
 def clustered():
     rng = np.random.default_rng(0)

@@ -270,7 +270,7 @@ def build_mapping_report(single_atac: Mapping[str, str], lift_reports: Mapping[s
 # cells stage
 # --------------------------------------------------------------------------------------------
 def build_splits(coassay_rna, genes_tsv, out_tsv, seed: int, fracs: Sequence[float], resolution: float,
-                 n_pcs: int, n_neighbors: int, logger=None) -> None:
+                 n_pcs: int, n_neighbors: int, unseen_rule: str = "largest_test", logger=None) -> None:
     """Random and unseen splits of the co-assay cells (Leiden on the reference genes)."""
     log = _log(logger)
     rna = ad.read_h5ad(coassay_rna)
@@ -278,10 +278,10 @@ def build_splits(coassay_rna, genes_tsv, out_tsv, seed: int, fracs: Sequence[flo
     rna = _select_genes(rna, genes)
     with timed(log, "Leiden clustering of the co-assay RNA"):
         df = splits.make_splits(rna, seed=seed, fracs=fracs, resolution=resolution, n_pcs=n_pcs,
-                                n_neighbors=n_neighbors)
+                                n_neighbors=n_neighbors, unseen_rule=unseen_rule)
     log.info("random split: %s", df["split_random"].value_counts().to_dict())
-    log.info("unseen split: %s; leiden clusters: %d", df["split_unseen"].value_counts().to_dict(),
-             df["leiden"].nunique())
+    log.info("unseen split (rule %s, Leiden resolution %g): %s; leiden clusters: %d", unseen_rule, resolution,
+             df["split_unseen"].value_counts().to_dict(), df["leiden"].nunique())
     log.info("cell types in unseen test: %s",
              df.loc[df["split_unseen"] == "test", "cell_type"].value_counts().head(5).to_dict())
     write_tsv(df.reset_index(), out_tsv)

@@ -1,5 +1,13 @@
 """Train/val/test splits of the co-assay cells: random (seeded fractions) and unseen (Leiden
-clusters of the co-assay RNA: largest cluster -> test, second largest -> val, rest train)."""
+clusters of the co-assay RNA, two of them held out).
+
+Unseen rules (:data:`UNSEEN_RULES`):
+
+* ``babel``: BABEL's code (wukevin/babel ``bin/train_model.py --validcluster 0 --testcluster 1``,
+  ``sc_data_loaders.SingleCellDataset``): Leiden cluster 0 (the largest) -> validation, cluster 1
+  (the second largest) -> test. The paper uses "the same validation and test set as BABEL".
+* ``largest_test``: the largest cluster -> test, the second largest -> validation.
+"""
 
 from __future__ import annotations
 
@@ -54,8 +62,14 @@ def leiden_clusters(rna: ad.AnnData, seed: int = 0, resolution: float = 1.0, n_p
     return a.obs["leiden"].astype(str).to_numpy()
 
 
-def unseen_split(clusters: Sequence) -> np.ndarray:
-    """Largest cluster -> test, second largest -> val, others train (ties broken by cluster name)."""
+UNSEEN_RULES = ("babel", "largest_test")
+
+
+def unseen_split(clusters: Sequence, rule: str = "largest_test") -> np.ndarray:
+    """Two largest clusters held out, others train (ties broken by cluster name): ``largest_test``:
+    largest -> test, second -> val; ``babel``: largest (Leiden's cluster 0) -> val, second -> test."""
+    if rule not in UNSEEN_RULES:
+        raise ValueError(f"unseen rule must be one of {UNSEEN_RULES}, not {rule!r}")
     c = pd.Series(np.asarray(clusters).astype(str))
     sizes = c.value_counts()
     sizes = sizes.reset_index()
@@ -64,6 +78,8 @@ def unseen_split(clusters: Sequence) -> np.ndarray:
     if len(sizes) < 3:
         raise ValueError(f"unseen split needs >= 3 clusters, found {len(sizes)}")
     test_c, val_c = sizes["cluster"].iloc[0], sizes["cluster"].iloc[1]
+    if rule == "babel":
+        test_c, val_c = val_c, test_c
     out = np.full(len(c), "train", dtype=object)
     out[(c == test_c).to_numpy()] = "test"
     out[(c == val_c).to_numpy()] = "val"
@@ -71,14 +87,14 @@ def unseen_split(clusters: Sequence) -> np.ndarray:
 
 
 def make_splits(rna: ad.AnnData, seed: int = 0, fracs=(0.6, 0.2, 0.2), resolution: float = 1.0,
-                n_pcs: int = 50, n_neighbors: int = 15) -> pd.DataFrame:
+                n_pcs: int = 50, n_neighbors: int = 15, unseen_rule: str = "largest_test") -> pd.DataFrame:
     """Splits table indexed by barcode: cell_type, leiden, split_random, split_unseen."""
     clusters = leiden_clusters(rna, seed=seed, resolution=resolution, n_pcs=n_pcs, n_neighbors=n_neighbors)
     df = pd.DataFrame({
         "cell_type": rna.obs["cell_type"].astype(str).to_numpy() if "cell_type" in rna.obs else "",
         "leiden": clusters,
         "split_random": random_split(rna.n_obs, fracs, seed),
-        "split_unseen": unseen_split(clusters),
+        "split_unseen": unseen_split(clusters, unseen_rule),
     }, index=pd.Index(rna.obs_names.copy(), name="barcode"))
     return df
 
