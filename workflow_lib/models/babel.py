@@ -47,7 +47,25 @@ from .distributions import bernoulli_log_prob, nb_log_prob
 ARCHITECTURES = ("authors", "compact")
 
 
-class BabelModel(nn.Module):
+class _FourPaths:
+    """BABEL's training objective, shared by both architectures: every minibatch runs RNA->RNA,
+    ATAC->RNA (NLL) and ATAC->ATAC, RNA->ATAC (BCE); the subclass provides the encoders,
+    ``rna_nll`` and ``atac_bce``."""
+
+    def path_losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-cell losses of the four paths: rna_rna, atac_rna (NLL), atac_atac, rna_atac (BCE)."""
+        z_r, z_a = self.encode_rna(x), self.encode_atac(y)
+        return {
+            "rna_rna": self.rna_nll(x, z_r), "atac_rna": self.rna_nll(x, z_a),
+            "atac_atac": self.atac_bce(y, z_a), "rna_atac": self.atac_bce(y, z_r),
+        }
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
+        p = self.path_losses(x, y)
+        return (p["rna_rna"] + p["atac_rna"] + weight * (p["atac_atac"] + p["rna_atac"])).mean()
+
+
+class BabelModel(_FourPaths, nn.Module):
     """The compact BABEL (``babel.architecture: compact``), see the module docstring."""
 
     def __init__(self, n_genes: int, atac_chrom_sizes: Sequence[int], n_latent: int = 16,
@@ -109,17 +127,6 @@ class BabelModel(nn.Module):
         """Per-cell mean (over peaks) binary cross-entropy of accessibility y given code z."""
         return -bernoulli_log_prob(y, self.atac_probs(z)).mean(dim=1)
 
-    def path_losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-cell losses of the four paths: rna_rna, atac_rna (NLL), atac_atac, rna_atac (BCE)."""
-        z_r, z_a = self.encode_rna(x), self.encode_atac(y)
-        return {
-            "rna_rna": self.rna_nll(x, z_r), "atac_rna": self.rna_nll(x, z_a),
-            "atac_atac": self.atac_bce(y, z_a), "rna_atac": self.atac_bce(y, z_r),
-        }
-
-    def loss(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
-        p = self.path_losses(x, y)
-        return (p["rna_rna"] + p["atac_rna"] + weight * (p["atac_atac"] + p["rna_atac"])).mean()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,7 +172,7 @@ def _chrom_block(in_sizes: Sequence[int], width: int) -> list[nn.Module]:
     return [ChromSplitLinear(in_sizes, [width] * n), nn.BatchNorm1d(width * n), ChromPReLU(n, width)]
 
 
-class BabelAuthorsModel(nn.Module):
+class BabelAuthorsModel(_FourPaths, nn.Module):
     """BABEL as in the authors' code (``babel.architecture: authors``), see the module docstring.
 
     ``rna_stats`` (optional at construction, else neutral; :meth:`set_rna_stats` fills it from
@@ -263,16 +270,6 @@ class BabelAuthorsModel(nn.Module):
         """Per-cell mean (over peaks) binary cross-entropy (computed from the logits)."""
         return F.binary_cross_entropy_with_logits(self.atac_logits(z), y, reduction="none").mean(dim=1)
 
-    def path_losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        z_r, z_a = self.encode_rna(x), self.encode_atac(y)
-        return {
-            "rna_rna": self.rna_nll(x, z_r), "atac_rna": self.rna_nll(x, z_a),
-            "atac_atac": self.atac_bce(y, z_a), "rna_atac": self.atac_bce(y, z_r),
-        }
-
-    def loss(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
-        p = self.path_losses(x, y)
-        return (p["rna_rna"] + p["atac_rna"] + weight * (p["atac_atac"] + p["rna_atac"])).mean()
 
 
 def rna_input_stats(X, rows=None, clip_percent: float = 0.5) -> dict:
