@@ -440,8 +440,8 @@ def table3_markdown(t3: pd.DataFrame) -> str:
              "metrics over cell-type DE genes/peaks; FOSCTTM over test cells (lower is better); "
              "NaN values excluded (see n_nan in table3.tsv).", "",
              *(["Several training seeds: each cell is the first seed's mean (SD), then the mean over "
-                "seeds of the per-seed means [t 95% CI] (n seeds; for median rows too); the "
-                "comparison table is the first seed's.", ""] if seeded else []),
+                "seeds of the per-seed means [t 95% CI] (n seeds; on the median rows too, a mean of "
+                "per-seed means, not of medians); the comparison table is the first seed's.", ""] if seeded else []),
              "| split | definition | metric | " + " | ".join(methods) + " |",
              "|---|---|---|" + "---|" * len(methods)]
     for (s, d, metric), grp in t.groupby(["split", "definition", "metric"], sort=False):
