@@ -379,11 +379,12 @@ def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
             if res is not None and seed_runs:
                 cis = {m: seed_ci(seed_runs.get(table, {}).get(m, ()), metric, spec["subset"][table])
                        for m in (reference, comp)}
-                text = "; ".join(f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items()
-                                 if ci is not None)
-                if text:
+                lines = [f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items()
+                         if ci is not None]
+                if lines:
                     res["seed_ci"] = cis
-                    ax.set_title(ax.get_title() + f"\nseed mean [95% CI]: {text}", fontsize=7)
+                    ax.set_title(ax.get_title() + "\nseed mean [95% CI]:\n" + "\n".join(lines),
+                                 fontsize=7)
             _panel_letter(ax, PANEL_LETTERS[k])
             results.append(res)
             k += 1
