@@ -2,7 +2,9 @@
 # simple baselines (knn, ridge). BABEL and the baselines are trained on the co-assay TRAIN cells
 # of a scenario only; BABEL uses the VAL cells for early stopping and model selection.
 
-BABEL_DIR = f"{R}/models/{{variant}}/{{scenario}}/babel"
+# {seedtag} is empty for the first seed of `seeds` (today's paths) and ~s<seed> for the others
+# (run babel~s1, workflow_lib/seeds.py)
+BABEL_DIR = f"{R}/models/{{variant}}/{{scenario}}/babel{{seedtag}}"
 # Torch intra-op threads: the demo networks are tiny, and several threads on a small/busy machine
 # are much slower than one (measured 20x on a 2-core runner); real-scale training uses more.
 BABEL_THREADS = 1 if DEMO else 8
@@ -11,6 +13,7 @@ BASELINE_THREADS = 1 if DEMO else 4
 
 wildcard_constraints:
     point=r"latent\d+_weight[0-9.]+(e[-+]?\d+)?",
+    seedtag=SEED_TAG_REGEX,
 
 
 rule train_babel:
@@ -27,11 +30,11 @@ rule train_babel:
         architecture=BABEL_SETTINGS["architecture"],
         model=BABEL_SETTINGS["model"],
         grid=lambda wc: parse_point(wc.point),
-        seed=config["seed"],
+        seed=lambda wc: run_seed(f"babel{wc.seedtag}"),
     log:
-        f"{R}/logs/train_babel/{{variant}}/{{scenario}}/{{point}}.log",
+        f"{R}/logs/train_babel/{{variant}}/{{scenario}}/{{point}}{{seedtag}}.log",
     benchmark:
-        f"{R}/benchmarks/train_babel/{{variant}}/{{scenario}}/{{point}}.tsv"
+        f"{R}/benchmarks/train_babel/{{variant}}/{{scenario}}/{{point}}{{seedtag}}.tsv"
     threads: BABEL_THREADS
     resources:
         mem_mb=RES["train"]["mem_mb"],
@@ -49,9 +52,9 @@ rule select_babel:
     output:
         f"{BABEL_DIR}/selected.json",
     log:
-        f"{R}/logs/select_babel/{{variant}}/{{scenario}}.log",
+        f"{R}/logs/select_babel/{{variant}}/{{scenario}}{{seedtag}}.log",
     benchmark:
-        f"{R}/benchmarks/select_babel/{{variant}}/{{scenario}}.tsv"
+        f"{R}/benchmarks/select_babel/{{variant}}/{{scenario}}{{seedtag}}.tsv"
     threads: 1
     resources:
         mem_mb=RES["default"]["mem_mb"],
@@ -70,13 +73,13 @@ rule predict_babel:
         selected=f"{BABEL_DIR}/selected.json",
         models=expand(f"{BABEL_DIR}/grid/{{point}}/model.pt", point=babel_grid(), allow_missing=True),
     output:
-        predictions("{variant}", "{scenario}", "babel"),
+        predictions("{variant}", "{scenario}", "babel{seedtag}"),
     params:
-        grid_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/babel/grid",
+        grid_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/babel{wc.seedtag}/grid",
     log:
-        f"{R}/logs/predict_babel/{{variant}}/{{scenario}}.log",
+        f"{R}/logs/predict_babel/{{variant}}/{{scenario}}{{seedtag}}.log",
     benchmark:
-        f"{R}/benchmarks/predict_babel/{{variant}}/{{scenario}}.tsv"
+        f"{R}/benchmarks/predict_babel/{{variant}}/{{scenario}}{{seedtag}}.tsv"
     threads: BABEL_THREADS
     resources:
         mem_mb=RES["train"]["mem_mb"],
@@ -90,7 +93,7 @@ rule predict_babel:
 # knn/ridge settings + the RidgeCV alphas of the ATAC depth regressor (paper Section 2.4)
 BASELINE_PARAMS = {
     **config["baselines"],
-    "seed": config["seed"],
+    "seed": SEEDS[0],   # deterministic methods: one run, with the first seed
     "depth_alphas": config["polarbear"]["ridge_alphas"],
 }
 

@@ -2,6 +2,7 @@
 import itertools
 
 from workflow_lib.babel_settings import babel_settings
+from workflow_lib.seeds import SEED_TAG_REGEX, base_method, check_seeds, method_run_names, parse_run_name
 from workflow_lib.settings import deep_merge, polarbear_settings
 from workflow_lib.sources import check_atac_downloads
 from workflow_lib.splits import check_split_fractions
@@ -12,6 +13,7 @@ DEMO = SOURCE == "demo"
 VARIANTS = config["variants"]
 SCENARIOS = config["scenarios"]
 METHODS = config["methods"]
+SEEDS = check_seeds(config["seeds"])  # training seeds; the first keeps the bare run names
 MODALITY_KINDS = ["coassay_rna", "coassay_atac", "single_rna", "single_atac"]
 SINGLE_ATAC_SETS = list(config["single_atac_sets"])
 check_atac_downloads(config)  # every set's files (by format) have a downloads entry
@@ -66,14 +68,33 @@ def processed(variant, kind):
 
 
 def method_runs():
-    """(variant, scenario, method) triples the workflow trains and evaluates.
+    """(variant, scenario, run) triples the workflow trains and evaluates.
 
     Every method runs on the full feature set; the exp and var variants run the co-assay-only
-    Polarbear model, as in the paper's Fig. 7.
+    Polarbear model, as in the paper's Fig. 7. A run is named after its method for the first
+    seed of `seeds`; the trained methods add one run per further seed, e.g. polarbear~s1
+    (workflow_lib/seeds.py; run_method / run_seed map a run back).
     """
-    runs = [("full", s, m) for s in SCENARIOS for m in METHODS]
-    runs += [(v, s, "polarbear_coassay") for v in VARIANTS if v != "full" for s in SCENARIOS]
+    runs = [("full", s, r) for s in SCENARIOS for m in METHODS for r in method_run_names(m, SEEDS)]
+    runs += [(v, s, r) for v in VARIANTS if v != "full" for s in SCENARIOS
+             for r in method_run_names("polarbear_coassay", SEEDS)]
     return runs
+
+
+def run_method(run):
+    """Method of a run name: 'polarbear~s1' -> 'polarbear'."""
+    return base_method(run)
+
+
+def run_seed(run):
+    """Training seed of a run name: 'polarbear~s1' -> 1, 'polarbear' -> the first seed."""
+    return parse_run_name(run, SEEDS)[1]
+
+
+def run_constraint(methods):
+    """Wildcard constraint matching the runs (every seed) of `methods`."""
+    alternatives = "|".join(methods)
+    return f"(?:{alternatives}){SEED_TAG_REGEX}"
 
 
 def _fmt(x):

@@ -2,6 +2,8 @@
 # Logic: workflow_lib/evaluate.py (metrics.py, de.py, normalize.py).
 
 
+# (scenario, run) of the full variant; runs of further seeds (polarbear~s1, ...) feed the
+# n_seeds / seed_mean / ci95_* columns
 TABLE3_RUNS = [(s, m) for v, s, m in method_runs() if v == "full"]
 
 
@@ -60,7 +62,7 @@ rule evaluate_run:
     wildcard_constraints:
         variant="|".join(VARIANTS),
         scenario="|".join(SCENARIOS),
-        method="|".join(METHODS),
+        method=run_constraint(METHODS),
     threads: 1
     resources:
         # holds a test set's dense 220k-peak prediction (~1.6 GiB for 2k cells) plus the truth

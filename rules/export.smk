@@ -19,16 +19,17 @@ rule export_model:
         # single-assay files only for the semi-supervised method (training-data summary of the card)
         single=lambda wc: (
             [processed(wc.variant, "single_rna"), processed(wc.variant, "single_atac")]
-            if wc.method == "polarbear"
+            if run_method(wc.method) == "polarbear"
             else []
         ),
     output:
         directory(f"{PB_DIR}/export"),
     params:
         model_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/{wc.method}",
+        method=lambda wc: run_method(wc.method),
         ridge_alphas=config["polarbear"]["ridge_alphas"],
     wildcard_constraints:
-        method="|".join(PB_METHODS),
+        method=PB_RUN_REGEX,
     log:
         f"{R}/logs/export_model/{{variant}}/{{scenario}}/{{method}}.log",
     benchmark:

@@ -10,18 +10,20 @@ REPORT_TABLES = [f"{R}/figures/table3.html", f"{R}/figures/table3.tsv"]
 
 
 FIG_METHODS = [FIG_REFERENCE] + FIG_COMPARATORS
-# Evaluation tables read by each figure (only runs that method_runs() yields).
+# Evaluation tables read by each figure (only runs that method_runs() yields; with several
+# `seeds` also the runs of the further seeds, e.g. eval/full/random/polarbear~s1/, whose per-seed
+# means give the figures' seed mean and 95% CI).
 FIG_INPUTS = {
     3: [f"{R}/eval/{v}/{s}/{m}/{t}.tsv" for v, s, m in method_runs()
-        if v == "full" and s == "random" and m in FIG_METHODS for t in ("genes", "peaks")],
+        if v == "full" and s == "random" and run_method(m) in FIG_METHODS for t in ("genes", "peaks")],
     4: [f"{R}/eval/{v}/{s}/{m}/markers.tsv" for v, s, m in method_runs()
-        if v == "full" and s == "random" and m in FIG_METHODS],
+        if v == "full" and s == "random" and run_method(m) in FIG_METHODS],
     5: [f"{R}/eval/{v}/{s}/{m}/{t}.tsv" for v, s, m in method_runs()
         if v == "full" and s == "unseen" for t in ("genes", "peaks", "de")
-        if t == "de" or m in FIG_METHODS],
+        if t == "de" or run_method(m) in FIG_METHODS],
     6: [f"{R}/eval/{v}/{s}/{m}/cells.tsv" for v, s, m in method_runs() if v == "full"],
     7: [f"{R}/eval/{v}/{s}/{m}/cells.tsv" for v, s, m in method_runs()
-        if m == "polarbear_coassay"],
+        if run_method(m) == "polarbear_coassay"],
 }
 
 

@@ -8,7 +8,10 @@
 
 PB_DIR = f"{R}/models/{{variant}}/{{scenario}}/{{method}}"
 PB_METHODS = ["polarbear", "polarbear_coassay"]
-PB_RUNS = [r for r in method_runs() if r[2] in PB_METHODS]
+PB_RUNS = [r for r in method_runs() if run_method(r[2]) in PB_METHODS]
+# {method} of the rules below is a run name (polarbear, polarbear~s1, ...); the scripts get the
+# method and the seed as params.
+PB_RUN_REGEX = run_constraint(PB_METHODS)
 
 
 rule pretrain_vae:
@@ -18,7 +21,7 @@ rule pretrain_vae:
         unpack(
             lambda wc: {
                 "coassay": processed(wc.variant, f"coassay_{wc.modality}"),
-                **({"single": processed(wc.variant, f"single_{wc.modality}")} if wc.method == "polarbear" else {}),
+                **({"single": processed(wc.variant, f"single_{wc.modality}")} if run_method(wc.method) == "polarbear" else {}),
             }
         ),
     output:
@@ -26,9 +29,10 @@ rule pretrain_vae:
         config=f"{PB_DIR}/grid/{{pbpoint}}/vae_{{modality}}.json",
     params:
         fit=vae_fit_params(),
-        seed=config["seed"],
+        method=lambda wc: run_method(wc.method),
+        seed=lambda wc: run_seed(wc.method),
     wildcard_constraints:
-        method="|".join(PB_METHODS),
+        method=PB_RUN_REGEX,
         modality="rna|atac",
         pbpoint=r"latent\d+_beta[0-9.]+(e[-+]?\d+)?",
     log:
@@ -62,8 +66,9 @@ rule train_translators:
         scores=f"{PB_DIR}/grid/{{pbpoint}}/scores.json",
     params:
         fit=translator_fit_params(),
+        seed=lambda wc: run_seed(wc.method),
     wildcard_constraints:
-        method="|".join(PB_METHODS),
+        method=PB_RUN_REGEX,
         pbpoint=r"latent\d+_beta[0-9.]+(e[-+]?\d+)?",
     log:
         f"{R}/logs/train_translators/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}.log",
@@ -88,7 +93,7 @@ rule select_polarbear:
     params:
         points=polarbear_grid(),
     wildcard_constraints:
-        method="|".join(PB_METHODS),
+        method=PB_RUN_REGEX,
     log:
         f"{R}/logs/select_polarbear/{{variant}}/{{scenario}}/{{method}}.log",
     benchmark:
@@ -119,9 +124,10 @@ rule predict_polarbear:
         predictions("{variant}", "{scenario}", "{method}"),
     params:
         model_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/{wc.method}",
+        method=lambda wc: run_method(wc.method),
         ridge_alphas=config["polarbear"]["ridge_alphas"],
     wildcard_constraints:
-        method="|".join(PB_METHODS),
+        method=PB_RUN_REGEX,
     log:
         f"{R}/logs/predict_polarbear/{{variant}}/{{scenario}}/{{method}}.log",
     benchmark:

@@ -5,5 +5,5 @@ from workflow_lib.polarbear import predict_polarbear
 sm = snakemake  # noqa: F821
 predict_polarbear(
     sm.input.selected, sm.params.model_dir, sm.input.rna, sm.input.atac, sm.wildcards.scenario,
-    sm.wildcards.method, sm.params.ridge_alphas, *sm.output, threads=sm.threads, logger=get_logger(sm.log[0]),
+    sm.params.method, sm.params.ridge_alphas, *sm.output, threads=sm.threads, logger=get_logger(sm.log[0]),
 )

@@ -4,7 +4,7 @@ from workflow_lib.polarbear import pretrain_vae
 
 sm = snakemake  # noqa: F821
 pretrain_vae(
-    sm.wildcards.modality, sm.input.coassay, sm.input.get("single"), sm.wildcards.scenario, sm.wildcards.method,
+    sm.wildcards.modality, sm.input.coassay, sm.input.get("single"), sm.wildcards.scenario, sm.params.method,
     sm.wildcards.pbpoint, sm.params.fit, sm.params.seed, sm.output.model, sm.output.config,
     threads=sm.threads, logger=get_logger(sm.log[0]),
 )

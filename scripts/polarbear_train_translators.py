@@ -5,6 +5,6 @@ from workflow_lib.polarbear import train_translators
 sm = snakemake  # noqa: F821
 train_translators(
     sm.input.vae_rna, sm.input.vae_atac, sm.input.rna, sm.input.atac, sm.wildcards.scenario, sm.params.fit,
-    sm.config["seed"], sm.output.rna_to_atac, sm.output.atac_to_rna, sm.output.scores,
+    sm.params.seed, sm.output.rna_to_atac, sm.output.atac_to_rna, sm.output.scores,
     threads=sm.threads, logger=get_logger(sm.log[0]),
 )

@@ -34,7 +34,11 @@ def test_checksum_url_accepted(schema, default_config):
 
 def _mutations():
     yield "unknown source", lambda c: c.update(source="internet")
-    yield "negative seed", lambda c: c.update(seed=-1)
+    yield "negative seed", lambda c: c.update(seeds=[0, -1])
+    yield "no seeds", lambda c: c.update(seeds=[])
+    yield "repeated seed", lambda c: c.update(seeds=[0, 1, 0])
+    yield "seeds not a list", lambda c: c.update(seeds=0)
+    yield "old seed key", lambda c: c.update(seed=0)
     yield "peak fraction > 1", lambda c: c["features"].update(peak_max_frac=1.5)
     yield "split fractions missing one", lambda c: c["splits"].update(random_fracs=[0.8, 0.2])
     yield "variants without full", lambda c: c.update(variants=["exp"])

@@ -351,3 +351,45 @@ def test_mismatched_prediction_cells_raise(evaluated, tmp_path):
         E.run_evaluation([pred[0], pred[3], pred[2], pred[0]], evaluated["rp"], evaluated["ap"],
                          evaluated["ref"]["size_factors"], evaluated["ref"]["genes_de"],
                          evaluated["ref"]["peaks_de"], {}, "random", 0.01)
+
+
+def test_table3_with_seeds(evaluated, tmp_path):
+    """Further seeds' runs (polarbear~s1, ~s2; babel~s1) add n_seeds / seed_mean / ci95_* per row;
+    the other columns stay the first seed's."""
+    import shutil
+    from scipy import stats
+    src = evaluated["tmp"] / "eval" / "random"
+    dirs = {("random", m): src / m for m in ("polarbear", "babel")}
+    shift = {"polarbear~s1": 0.05, "polarbear~s2": -0.02, "babel~s1": 0.1}
+    for run, delta in shift.items():
+        d = tmp_path / run
+        shutil.copytree(src / run.split("~")[0], d)
+        g = pd.read_csv(d / "genes.tsv", sep="\t")
+        g["pearson"] += delta                      # paper gene-wise correlation moves by delta
+        g.to_csv(d / "genes.tsv", sep="\t", index=False)
+        dirs[("random", run)] = d
+    t3 = E.run_table3(dirs, tmp_path / "t3.tsv", tmp_path / "t3.md")
+    assert list(t3.columns) == E.TABLE3_COLUMNS + E.TABLE3_SEED_COLUMNS
+    assert set(t3["method"]) == {"polarbear", "babel"}            # one row per base method
+    first = evaluated["t3"].query("split == 'random'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(t3[E.TABLE3_COLUMNS].reset_index(drop=True), first)
+    pb = _t3row(t3, "random", "paper", "gene-wise correlation", "polarbear")
+    per_seed = pb["mean"] + np.array([0.0, 0.05, -0.02])
+    lo, hi = stats.t.interval(0.95, 2, loc=per_seed.mean(), scale=stats.sem(per_seed))
+    assert pb["n_seeds"] == 3
+    assert pb["seed_mean"] == pytest.approx(per_seed.mean())
+    assert (pb["ci95_low"], pb["ci95_high"]) == pytest.approx((lo, hi))
+    b = _t3row(t3, "random", "paper", "gene-wise correlation", "babel")
+    assert b["n_seeds"] == 2 and b["seed_mean"] == pytest.approx(b["mean"] + 0.05)
+    # metrics the seeds do not change: zero-width CI at the first seed's mean
+    v1 = _t3row(t3, "random", "v1", "gene-wise correlation", "polarbear")
+    assert v1["seed_mean"] == pytest.approx(v1["mean"]) and v1["ci95_low"] == pytest.approx(v1["mean"])
+    md = (tmp_path / "t3.md").read_text()
+    assert f"{pb['seed_mean']:.3g} [{pb['ci95_low']:.3g}, {pb['ci95_high']:.3g}] (3 seeds)" in md
+    # written and read back with the seed columns
+    back = pd.read_csv(tmp_path / "t3.tsv", sep="\t")
+    assert list(back.columns) == list(t3.columns)
+    # one seed: no seed columns, as before
+    one = E.run_table3({k: v for k, v in dirs.items() if "~" not in k[1]}, tmp_path / "1.tsv",
+                       tmp_path / "1.md")
+    assert list(one.columns) == E.TABLE3_COLUMNS and "seeds)" not in (tmp_path / "1.md").read_text()

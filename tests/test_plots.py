@@ -392,3 +392,65 @@ def test_table3_report(tmp_path):
     src.write_text("split\tmetric\nrandom\tpearson\n")
     with pytest.raises(InputFormatError, match="table3.tsv"):
         plots.run_table3_report(src, tmp_path / "t3b.html", tmp_path / "t3b.tsv")
+
+
+def test_figures_with_seeds_add_mean_and_ci(tmp_path, tables):
+    """Runs of further seeds (polarbear~s1, ...) leave the drawn points the first seed's and add
+    the seed mean [t 95% CI] to Figs 3/5 panel titles and Figs 6/7 legends."""
+    import matplotlib.pyplot as plt
+    seeded = dict(tables)
+    runs = all_runs()
+    for k, seed in enumerate((1, 2)):
+        for m in ("polarbear", "polarbear_coassay", "babel"):
+            seeded[f"{m}~s{seed}"] = make_tables(m, seed=10 + k)
+            runs += [("full", s, f"{m}~s{seed}") for s in ("random", "unseen")]
+        runs += [(v, s, f"polarbear_coassay~s{seed}") for v in ("exp", "var") for s in ("random", "unseen")]
+    paths = write_eval_tree(tmp_path / "seeds", seeded, runs)
+    one = write_eval_tree(tmp_path / "one", tables, all_runs())
+
+    def expect(col, subset, runs_tables):
+        means = []
+        for t in runs_tables:
+            v = t[col].to_numpy(dtype=float)
+            if subset is not None:
+                v = v[t[subset].to_numpy(dtype=bool)]
+            means.append(np.nanmean(v))
+        means = np.array(means)
+        return means.mean(), stats.t.interval(0.95, len(means) - 1, loc=means.mean(), scale=stats.sem(means))
+
+    f3 = plots.run_figure(3, paths, tmp_path / "f3.pdf", tmp_path / "f3.png", dpi=30)
+    f3_one = plots.build_figure(3, one)
+    # the points are the first seed's
+    assert [r["n_above"] for r in f3.results] == [r["n_above"] for r in f3_one.results]
+    assert "seed mean" not in f3_one.axes[0].get_title()
+    ci = f3.results[0]["seed_ci"]["polarbear"]           # panel A: gene-wise correlation, vs BABEL
+    runs_tables = [seeded[r]["genes"] for r in ("polarbear", "polarbear~s1", "polarbear~s2")]
+    mean, (lo, hi) = expect("pearson", "is_de", runs_tables)
+    assert ci[0] == 3 and ci[1:] == pytest.approx((mean, lo, hi))
+    assert f"Polarbear {mean:.3f} [{lo:.3f}, {hi:.3f}], 3 seeds" in f3.axes[0].get_title()
+    plt.close("all")
+    f5 = plots.build_figure(5, paths)
+    peaks_tables = [seeded[r]["peaks"] for r in ("babel", "babel~s1", "babel~s2")]
+    mean, (lo, hi) = expect("auroc", "paper_set", peaks_tables)
+    assert f5.results[2]["seed_ci"]["babel"][1:] == pytest.approx((mean, lo, hi))   # panel C: AUROC
+    f6 = plots.build_figure(6, paths)
+    cells = [seeded[r]["cells"] for r in ("polarbear_coassay", "polarbear_coassay~s1", "polarbear_coassay~s2")]
+    mean, (lo, hi) = expect("foscttm_latent_atac_query", None, cells)
+    assert f6.seed_cis[("unseen", "atac", "polarbear_coassay")][1:] == pytest.approx((mean, lo, hi))
+    assert ("random", "rna", "knn") not in f6.seed_cis     # deterministic: one run, no CI
+    assert f6.means == plots.build_figure(6, one).means     # the curves are the first seed's
+    labels = [t.get_text() for t in f6.axes[0].get_legend().get_texts()]
+    assert any("seed mean" in t and "3 seeds" in t for t in labels)
+    f7 = plots.build_figure(7, paths)
+    assert {k[2] for k in f7.seed_cis} == {"full", "exp", "var"}
+    plt.close("all")
+
+
+def test_table3_report_with_seeds():
+    t3 = pd.DataFrame({"split": "random", "definition": "paper", "metric": "gene-wise correlation",
+                       "method": ["babel", "knn"], "mean": [0.3, 0.2], "sd": [0.1, 0.1],
+                       "median": 0.3, "n": 10, "n_seeds": [3, 1], "seed_mean": [0.31, 0.2],
+                       "ci95_low": [0.28, np.nan], "ci95_high": [0.34, np.nan]})
+    wide = plots.format_table3(t3)
+    assert wide.loc[0, "BABEL"] == "0.3 (0.1); 0.31 [0.28, 0.34] (3 seeds)"
+    assert wide.loc[0, "kNN baseline"] == "0.2 (0.1)"

@@ -79,6 +79,7 @@ from . import metrics as M
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_tsv
 from .normalize import log_normalize, normalize_counts, pooled_size_factors, scran_size_factors
 from .predictions import load_coassay
+from .seeds import base_method, is_first_seed, seed_summary
 
 UNSEEN_MIN_SHARE = 0.10
 REFERENCE_METHOD = "polarbear"
@@ -314,6 +315,10 @@ TABLE3_METRICS = (
 )
 TABLE3_COLUMNS = ["split", "definition", "metric", "method", "mean", "sd", "median", "n", "n_nan",
                   "n_pairs", "n_polarbear_better", "n_polarbear_worse", "ranksum_p", "signedrank_p"]
+# added when runs of more than one training seed are present (workflow_lib/seeds.py): the number of
+# seeds with a finite per-seed mean, the mean of the per-seed means and its t 95% CI (NaN, 1 seed)
+TABLE3_SEED_COLUMNS = ["n_seeds", "seed_mean", "ci95_low", "ci95_high"]
+_T3_KEYS = ["split", "definition", "metric", "method"]
 
 
 def _read_table(path) -> pd.DataFrame:
@@ -358,23 +363,32 @@ def paired_comparison(ref: pd.Series, other: pd.Series, higher_is_better: bool) 
 
 
 def build_table3(tables: dict) -> pd.DataFrame:
-    """``tables[(scenario, method, table)] = (DataFrame, path)`` -> Table 3 rows (long format:
-    one row per split, definition, metric and method; ``definition`` is "paper" or "v1")."""
-    rows = []
+    """``tables[(scenario, run, table)] = (DataFrame, path)`` -> Table 3 rows (long format:
+    one row per split, definition, metric and method; ``definition`` is "paper" or "v1").
+
+    ``run`` is a method name (the first training seed) or a further seed's run name
+    (``polarbear~s1``, workflow_lib/seeds.py). The columns of TABLE3_COLUMNS describe the first
+    seed's runs; when further seeds are present, TABLE3_SEED_COLUMNS summarise the per-seed means
+    of each method over all its seeds."""
+    rows, per_run = [], []
     scenarios = list(dict.fromkeys(s for s, _, _ in tables))
-    methods = list(dict.fromkeys(m for _, m, _ in tables))
+    runs = list(dict.fromkeys(m for _, m, _ in tables))
     empty = {"n_pairs": np.nan, "n_polarbear_better": np.nan, "n_polarbear_worse": np.nan,
              "ranksum_p": np.nan, "signedrank_p": np.nan}
     for s in scenarios:
         for label, definition, table, col, key, subset, hib in TABLE3_METRICS:
             series = {}
-            for m in methods:
+            for m in runs:
                 if (s, m, table) in tables:
                     df, path = tables[(s, m, table)]
                     series[m] = _metric_series(df, col, key, subset, path)
             for m, v in series.items():
-                row = {"split": s, "definition": definition, "metric": label, "method": m,
-                       **M.nan_summary(v.to_numpy())}
+                summary = M.nan_summary(v.to_numpy())
+                per_run.append({"split": s, "definition": definition, "metric": label,
+                                "method": base_method(m), "run": m, "mean": summary["mean"]})
+                if not is_first_seed(m):
+                    continue
+                row = {"split": s, "definition": definition, "metric": label, "method": m, **summary}
                 if m != REFERENCE_METHOD and REFERENCE_METHOD in series:
                     row.update(paired_comparison(series[REFERENCE_METHOD], v, hib))
                 else:
@@ -383,7 +397,12 @@ def build_table3(tables: dict) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=TABLE3_COLUMNS)
     for c in ("n_pairs", "n_polarbear_better", "n_polarbear_worse"):
         out[c] = out[c].astype("Int64")
-    return out
+    if all(is_first_seed(m) for m in runs):
+        return out   # one seed: today's table
+    seeds = seed_summary(pd.DataFrame(per_run), _T3_KEYS, "mean")
+    out = out.merge(seeds, on=_T3_KEYS, how="left", validate="one_to_one")
+    out["n_seeds"] = out["n_seeds"].astype("Int64")
+    return out[TABLE3_COLUMNS + TABLE3_SEED_COLUMNS]
 
 
 def table3_markdown(t3: pd.DataFrame) -> str:
@@ -397,10 +416,16 @@ def table3_markdown(t3: pd.DataFrame) -> str:
         sd = "" if not np.isfinite(r["sd"]) else f" ({r['sd']:.3g})"
         return f"{r['mean']:.3g}{sd}"
 
+    def seed_cell(r):
+        if not seeded or pd.isna(r["n_seeds"]) or r["n_seeds"] < 2:
+            return ""
+        return f"; {r['seed_mean']:.3g} [{r['ci95_low']:.3g}, {r['ci95_high']:.3g}] ({r['n_seeds']} seeds)"
+
     def fmt_p(x):
         return "" if pd.isna(x) else f"{x:.3g}"
     t = t3.copy()
-    t["cell"] = t.apply(cell, axis=1)
+    seeded = "n_seeds" in t.columns and bool((t["n_seeds"].fillna(0) > 1).any())
+    t["cell"] = t.apply(cell, axis=1) + t.apply(seed_cell, axis=1)
     methods = list(dict.fromkeys(t["method"]))
     methods = [m for m in methods if m != REFERENCE_METHOD] + (
         [REFERENCE_METHOD] if REFERENCE_METHOD in methods else [])
@@ -414,6 +439,9 @@ def table3_markdown(t3: pd.DataFrame) -> str:
              "queries in the ATAC latent); `v1`: this workflow's earlier definitions. Gene/peak "
              "metrics over cell-type DE genes/peaks; FOSCTTM over test cells (lower is better); "
              "NaN values excluded (see n_nan in table3.tsv).", "",
+             *(["Several training seeds: each cell is the first seed's mean (SD), then the mean over "
+                "seeds of the per-seed means [t 95% CI] (n seeds; on the median rows too, a mean of "
+                "per-seed means, not of medians); the comparison table is the first seed's.", ""] if seeded else []),
              "| split | definition | metric | " + " | ".join(methods) + " |",
              "|---|---|---|" + "---|" * len(methods)]
     for (s, d, metric), grp in t.groupby(["split", "definition", "metric"], sort=False):
@@ -439,7 +467,8 @@ def table3_markdown(t3: pd.DataFrame) -> str:
 def run_table3(eval_dirs: dict, tsv_out, md_out, log_path=None) -> pd.DataFrame:
     """Entry point of scripts/evaluate_table3.py.
 
-    ``eval_dirs[(scenario, method)]`` = directory holding genes/peaks/cells/markers.tsv.
+    ``eval_dirs[(scenario, run)]`` = directory holding genes/peaks/cells/markers.tsv (run: a
+    method, or a further seed's run such as polarbear~s1).
     """
     logger = get_logger(log_path)
     tables = {}

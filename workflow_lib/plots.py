@@ -9,6 +9,12 @@ metrics are dropped and the number of points actually drawn is written in the pa
 indexes the input paths by their ``{variant}/{scenario}/{method}/{table}.tsv`` components,
 reads them, builds the figure and saves PDF + PNG atomically.
 
+Training seeds (config ``seeds``): runs of further seeds (``{method}~s{seed}``, workflow_lib/seeds.py)
+among the inputs do not change what is drawn (every panel shows the first seed's runs); they add
+the mean over seeds of each run's summary and its t 95% CI: Figs 3/5 a title line per scatter
+panel (mean of the panel's metric over each run's feature subset, as in Table 3), Figs 6/7 the
+legend entries of the FOSCTTM curves.
+
 Metric definitions (see workflow_lib/evaluate.py): every figure uses the ``paper`` definition by
 default -- gene-wise ``pearson`` over DE genes, peaks of ``paper_set`` (DE peaks with >= n/100
 positive test cells), markers of ``paper_set`` (> 8 positive cells), FOSCTTM of both queries in
@@ -36,6 +42,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve  # n
 
 from workflow_lib.fileutils import InputFormatError, atomic_path, get_logger, timed  # noqa: E402
 from workflow_lib.metrics import paper_marker_set, ranksum_pvalue, signedrank_pvalue  # noqa: E402
+from workflow_lib.seeds import base_method, is_first_seed, mean_ci95  # noqa: E402
 
 REFERENCE = "polarbear"
 COMPARATORS = ("babel", "polarbear_coassay")
@@ -255,6 +262,32 @@ def pr_curve(de: pd.DataFrame, definition: str = DEFAULT_DEFINITION) -> dict | N
             "n": int(len(df)), "n_pos": int(y.sum()), "n_nan": int(n0 - len(df))}
 
 
+def seed_ci(tables: Sequence[pd.DataFrame], col: str, subset: str | None = None):
+    """Mean over runs (one per training seed) of each run's mean of ``col`` (finite values of
+    the rows in the run's ``subset`` column) and its t 95% CI: (n_seeds, mean, lo, hi), or None
+    with fewer than two runs having a finite mean."""
+    means = np.full(len(tables), np.nan)
+    for i, t in enumerate(tables):
+        if t is None or col not in t.columns:
+            continue
+        v = pd.to_numeric(t[col], errors="coerce").to_numpy(dtype=float)
+        if subset is not None and subset in t.columns:
+            v = v[as_bool(t[subset]).to_numpy()]
+        v = v[np.isfinite(v)]
+        if v.size:
+            means[i] = v.mean()
+    n, m, lo, hi = (x[0] for x in mean_ci95(means[None, :], axis=1))
+    return (int(n), float(m), float(lo), float(hi)) if n > 1 else None
+
+
+def format_seed_ci(ci, digits: int = 3) -> str:
+    """'0.412 [0.398, 0.426], 3 seeds' (empty without a CI)."""
+    if ci is None:
+        return ""
+    n, m, lo, hi = ci
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}], {n} seeds"
+
+
 # --------------------------------------------------------------------------------------------
 # panels
 # --------------------------------------------------------------------------------------------
@@ -320,10 +353,16 @@ def scatter_panel(ax, ref: pd.DataFrame | None, other: pd.DataFrame | None, key:
 def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
                  peaks: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
                  comparators: Sequence[str] = COMPARATORS,
-                 definition: str = DEFAULT_DEFINITION) -> list[dict | None]:
+                 definition: str = DEFAULT_DEFINITION,
+                 seed_runs: Mapping[str, Mapping[str, Sequence[pd.DataFrame]]] | None = None,
+                 ) -> list[dict | None]:
     """Panels A-F of Figs 3 and 5: ``axes[i][j]`` = comparator i, metric j (correlation, AUROC,
     AUPRnorm). Letters run down the columns as in the paper (A/B correlation vs BABEL/co-assay).
-    Results are returned in letter order."""
+    Results are returned in letter order.
+
+    ``seed_runs[table][method]`` = that method's tables of every training seed: when a method
+    has more than one, the panel title gains the seed mean [95% CI] of both methods (results:
+    ``seed_ci``)."""
     spec = _spec(definition)
     specs = [("genes", "pearson" + spec["suffix"]["pearson"], "gene"),
              ("peaks", "auroc" + spec["suffix"]["auroc"], "peak"),
@@ -337,6 +376,15 @@ def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
             res = scatter_panel(ax, src.get(reference), src.get(comp), FEATURE_KEY[table], metric,
                                 comp, reference=reference, feature_word=word,
                                 subset=spec["subset"][table])
+            if res is not None and seed_runs:
+                cis = {m: seed_ci(seed_runs.get(table, {}).get(m, ()), metric, spec["subset"][table])
+                       for m in (reference, comp)}
+                lines = [f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items()
+                         if ci is not None]
+                if lines:
+                    res["seed_ci"] = cis
+                    ax.set_title(ax.get_title() + "\nseed mean [95% CI]:\n" + "\n".join(lines),
+                                 fontsize=7)
             _panel_letter(ax, PANEL_LETTERS[k])
             results.append(res)
             k += 1
@@ -344,8 +392,10 @@ def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
 
 
 def sorted_curve_panel(ax, curves: Mapping[str, pd.Series], colors: Mapping[str, str],
-                       labels: Mapping[str, str], title: str, missing: Sequence[str] = ()) -> dict:
-    """Per-cell FOSCTTM sorted ascending, one line per entry; mean in the legend."""
+                       labels: Mapping[str, str], title: str, missing: Sequence[str] = (),
+                       seed_cis: Mapping[str, tuple] | None = None) -> dict:
+    """Per-cell FOSCTTM sorted ascending, one line per entry; mean in the legend (and, from
+    ``seed_cis[name]`` = seed_ci(...), the seed mean [95% CI] over training seeds)."""
     means = {}
     notes = list(missing)
     for name, values in curves.items():
@@ -358,6 +408,9 @@ def sorted_curve_panel(ax, curves: Mapping[str, pd.Series], colors: Mapping[str,
         means[name] = float(v.mean())
         lab = f"{labels.get(name, name)} (mean {v.mean():.3f}, n={v.size}"
         lab += f", {n0 - v.size} NaN)" if n0 > v.size else ")"
+        ci = (seed_cis or {}).get(name)
+        if ci is not None:
+            lab += f"\n  seed mean {format_seed_ci(ci)}"
         ax.plot(np.arange(1, v.size + 1), v, color=colors.get(name, "#888888"), lw=1.6, label=lab)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("cells (sorted by FOSCTTM)", fontsize=9)
@@ -389,11 +442,12 @@ def _defn_note(definition: str) -> str:
 
 def fig3(genes: Mapping[str, pd.DataFrame], peaks: Mapping[str, pd.DataFrame],
          reference: str = REFERENCE, comparators: Sequence[str] = COMPARATORS,
-         definition: str = DEFAULT_DEFINITION) -> Figure:
-    """Fig. 3: random split; rows = metric (correlation, AUROC, AUPRnorm), cols = comparator."""
+         definition: str = DEFAULT_DEFINITION, seed_runs=None) -> Figure:
+    """Fig. 3: random split; rows = metric (correlation, AUROC, AUPRnorm), cols = comparator.
+    ``seed_runs``: see :func:`scatter_grid`."""
     fig, axes = plt.subplots(len(comparators), 3, figsize=(13.0, 4.4 * len(comparators) + 0.4),
                              squeeze=False, layout="constrained")
-    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition)
+    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition, seed_runs)
     fig.definition = definition
     _suptitle(fig, "Fig. 3  Cross-modality prediction, random test set" + _defn_note(definition))
     return fig
@@ -453,13 +507,15 @@ def _marker_key(t: pd.DataFrame) -> pd.DataFrame:
 
 def fig5(genes: Mapping[str, pd.DataFrame], peaks: Mapping[str, pd.DataFrame],
          de: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
-         comparators: Sequence[str] = COMPARATORS, definition: str = DEFAULT_DEFINITION) -> Figure:
-    """Fig. 5: unseen cell type; panels A-F as Fig. 3 plus G = DE precision-recall curves."""
+         comparators: Sequence[str] = COMPARATORS, definition: str = DEFAULT_DEFINITION,
+         seed_runs=None) -> Figure:
+    """Fig. 5: unseen cell type; panels A-F as Fig. 3 plus G = DE precision-recall curves.
+    ``seed_runs``: see :func:`scatter_grid`."""
     nrow = len(comparators)
     fig = plt.figure(figsize=(18.0, 4.4 * nrow + 0.4), layout="constrained")
     gs = fig.add_gridspec(nrow, 4, width_ratios=[1, 1, 1, 1.35])
     axes = [[fig.add_subplot(gs[i, j]) for j in range(3)] for i in range(nrow)]
-    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition)
+    fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition, seed_runs)
     axg = fig.add_subplot(gs[:, 3])
     fig.pr = pr_panel(axg, de, definition)
     fig.definition = definition
@@ -521,10 +577,13 @@ def _foscttm_grid(entries: Mapping[tuple[str, str], pd.DataFrame | None], names:
                   colors: Mapping[str, str], labels: Mapping[str, str],
                   scenarios: Sequence[str], title: str,
                   empty_message: str = "no runs to show",
-                  definition: str = DEFAULT_DEFINITION) -> Figure:
+                  definition: str = DEFAULT_DEFINITION,
+                  seed_runs: Mapping[tuple[str, str], Sequence[pd.DataFrame]] | None = None) -> Figure:
+    """``seed_runs[(scenario, name)]`` = the cells tables of every training seed of an entry
+    (seed mean [95% CI] in the legend when more than one; ``fig.seed_cis``)."""
     spec = _spec(definition)
     fig, axes = plt.subplots(2, 2, figsize=(10.5, 8.8), squeeze=False, layout="constrained")
-    means = {}
+    means, seed_cis = {}, {}
     k = 0
     for r, scen in enumerate(("random", "unseen")):
         for c, q in enumerate(("rna", "atac")):
@@ -548,12 +607,17 @@ def _foscttm_grid(entries: Mapping[tuple[str, str], pd.DataFrame | None], names:
                 _blank(ax, f"scenario '{scen}' not run")
                 ax.set_title(f"{SCENARIO_LABELS[scen]}, {QUERY_LABELS[q]}", fontsize=10)
             else:
+                cis = {n: seed_ci((seed_runs or {}).get((scen, n), ()), col) for n in curves}
+                cis = {n: ci for n, ci in cis.items() if ci is not None}
                 m = sorted_curve_panel(ax, curves, colors, labels,
-                                       f"{SCENARIO_LABELS[scen]}, {QUERY_LABELS[q]}", missing)
+                                       f"{SCENARIO_LABELS[scen]}, {QUERY_LABELS[q]}", missing, cis)
                 means.update({(scen, q, n): v for n, v in m.items()})
+                seed_cis.update({(scen, q, n): ci for n, ci in cis.items()})
             _panel_letter(ax, PANEL_LETTERS[k])
             k += 1
     fig.means = means
+    if seed_cis:
+        fig.seed_cis = seed_cis
     fig.definition = definition
     _suptitle(fig, f"{title} ({spec['latent_label']})" + _defn_note(definition))
     return fig
@@ -561,8 +625,9 @@ def _foscttm_grid(entries: Mapping[tuple[str, str], pd.DataFrame | None], names:
 
 def fig6(cells: Mapping[tuple[str, str], pd.DataFrame | None],
          scenarios: Sequence[str] = ("random", "unseen"),
-         definition: str = DEFAULT_DEFINITION) -> Figure:
-    """Fig. 6: sorted latent-space FOSCTTM per method; keys (scenario, method)."""
+         definition: str = DEFAULT_DEFINITION, seed_runs=None) -> Figure:
+    """Fig. 6: sorted latent-space FOSCTTM per method; keys (scenario, method);
+    ``seed_runs[(scenario, method)]``: every seed's cells table (see _foscttm_grid)."""
     methods = ordered_methods(m for _, m in cells)
     colors = {m: method_color(m, methods) for m in methods}
     # baselines get successive grey tones
@@ -573,13 +638,14 @@ def fig6(cells: Mapping[tuple[str, str], pd.DataFrame | None],
     labels = {m: method_label(m) for m in methods}
     return _foscttm_grid(cells, methods, colors, labels, scenarios,
                          "Fig. 6  Cross-modality matching (latent space) by method",
-                         "no evaluated runs (no method was run)", definition)
+                         "no evaluated runs (no method was run)", definition, seed_runs)
 
 
 def fig7(cells: Mapping[tuple[str, str], pd.DataFrame | None],
          scenarios: Sequence[str] = ("random", "unseen"),
-         definition: str = DEFAULT_DEFINITION) -> Figure:
-    """Fig. 7: sorted latent FOSCTTM of Polarbear co-assay per feature variant; keys (scenario, variant)."""
+         definition: str = DEFAULT_DEFINITION, seed_runs=None) -> Figure:
+    """Fig. 7: sorted latent FOSCTTM of Polarbear co-assay per feature variant; keys (scenario, variant);
+    ``seed_runs[(scenario, variant)]``: every seed's cells table (see _foscttm_grid)."""
     present = list(dict.fromkeys(v for _, v in cells))
     variants = [v for v in VARIANT_ORDER if v in present] + sorted(
         v for v in present if v not in VARIANT_ORDER)
@@ -588,7 +654,8 @@ def fig7(cells: Mapping[tuple[str, str], pd.DataFrame | None],
     return _foscttm_grid(cells, variants, colors, labels, scenarios,
                          "Fig. 7  Cross-modality matching by feature pre-filtering "
                          "(Polarbear co-assay)",
-                         "Polarbear co-assay not run\n(method dropped from config)", definition)
+                         "Polarbear co-assay not run\n(method dropped from config)", definition,
+                         seed_runs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,28 +703,55 @@ def _gather(index, variant, scenario, table, methods=None) -> dict[str, pd.DataF
             if v == variant and s == scenario and t == table and (methods is None or m in methods)}
 
 
+def _seed_tables(index, table, key) -> dict | None:
+    """``{key(v, s, method): [tables of every seed]}`` over the runs of ``table`` in ``index``
+    (first seed first), or None when no further seed's run is among them. ``key`` returns None
+    for runs to skip."""
+    runs = [(k, p) for k, p in index.items() if k[3] == table and key(k[0], k[1], base_method(k[2]))]
+    if all(is_first_seed(k[2]) for k, _ in runs):
+        return None
+    out: dict = {}
+    for (v, s, m, _), p in sorted(runs, key=lambda kp: not is_first_seed(kp[0][2])):
+        out.setdefault(key(v, s, base_method(m)), []).append(read_eval_table(p, table))
+    return out
+
+
 def build_figure(number: int, paths: Iterable, comparators: Sequence[str] = COMPARATORS,
                  reference: str = REFERENCE, definition: str = DEFAULT_DEFINITION) -> Figure:
-    """Read the evaluation tables among ``paths`` and build figure ``number`` (3..7)."""
+    """Read the evaluation tables among ``paths`` and build figure ``number`` (3..7).
+
+    Panels show the first training seed's runs; runs of further seeds (``polarbear~s1``) add
+    the seed mean [95% CI] annotations (module docstring)."""
     _spec(definition)
-    idx = index_eval_paths(paths)
-    if number == 3:
-        return fig3(_gather(idx, "full", "random", "genes"), _gather(idx, "full", "random", "peaks"),
-                    reference, comparators, definition)
+    idx_all = index_eval_paths(paths)
+    idx = {k: p for k, p in idx_all.items() if is_first_seed(k[2])}
+    if number in (3, 5):
+        scen = "random" if number == 3 else "unseen"
+        seed_runs = {}
+        for t in ("genes", "peaks"):
+            got = _seed_tables(idx_all, t, lambda v, s, m: m if (v, s) == ("full", scen) else None)
+            if got:
+                seed_runs[t] = got
+        if number == 3:
+            return fig3(_gather(idx, "full", "random", "genes"), _gather(idx, "full", "random", "peaks"),
+                        reference, comparators, definition, seed_runs or None)
+        return fig5(_gather(idx, "full", "unseen", "genes"), _gather(idx, "full", "unseen", "peaks"),
+                    _gather(idx, "full", "unseen", "de"), reference, comparators, definition,
+                    seed_runs or None)
     if number == 4:
         return fig4(_gather(idx, "full", "random", "markers"), reference, comparators, definition)
-    if number == 5:
-        return fig5(_gather(idx, "full", "unseen", "genes"), _gather(idx, "full", "unseen", "peaks"),
-                    _gather(idx, "full", "unseen", "de"), reference, comparators, definition)
     scen = sorted({s for (_, s, _, t) in idx if t == "cells"})
     if number == 6:
         cells = {(s, m): read_eval_table(p, "cells") for (v, s, m, t), p in idx.items()
                  if v == "full" and t == "cells"}
-        return fig6(cells, scenarios=scen, definition=definition)
+        seed_runs = _seed_tables(idx_all, "cells", lambda v, s, m: (s, m) if v == "full" else None)
+        return fig6(cells, scenarios=scen, definition=definition, seed_runs=seed_runs)
     if number == 7:
         cells = {(s, v): read_eval_table(p, "cells") for (v, s, m, t), p in idx.items()
                  if m == "polarbear_coassay" and t == "cells"}
-        return fig7(cells, scenarios=scen, definition=definition)
+        seed_runs = _seed_tables(idx_all, "cells",
+                                 lambda v, s, m: (s, v) if m == "polarbear_coassay" else None)
+        return fig7(cells, scenarios=scen, definition=definition, seed_runs=seed_runs)
     raise ValueError(f"no figure {number} (expected 3..7)")
 
 
@@ -671,7 +765,7 @@ def run_figure(number: int, inputs: Iterable, pdf_path, png_path, log_path=None,
                 len(inputs))
     with timed(logger, f"building figure {number}"):
         fig = build_figure(number, inputs, comparators, reference, definition)
-    for key in ("results", "means", "pr"):
+    for key in ("results", "means", "seed_cis", "pr"):
         if hasattr(fig, key):
             logger.info("figure %d %s: %s", number, key, _summary(getattr(fig, key)))
     with timed(logger, f"saving {pdf_path} and {png_path}"):
@@ -727,6 +821,12 @@ def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
         else:
             cells.append(f"{m:.3g} ({s:.3g})")
     t["cell"] = cells
+    if "n_seeds" in t.columns:   # several training seeds: seed mean [t 95% CI] (evaluate.build_table3)
+        n = pd.to_numeric(t["n_seeds"], errors="coerce").fillna(0).to_numpy()
+        sm, lo, hi = (pd.to_numeric(t[c], errors="coerce").to_numpy(dtype=float)
+                      for c in ("seed_mean", "ci95_low", "ci95_high"))
+        t["cell"] = [c + (f"; {a:.3g} [{b:.3g}, {d:.3g}] ({int(k)} seeds)" if k > 1 else "")
+                     for c, k, a, b, d in zip(t["cell"], n, sm, lo, hi)]
     wide = t.pivot_table(index=index, columns="method", values="cell",
                          aggfunc="first", sort=False)
     # paper order (BABEL, Polarbear co-assay, Polarbear) with the baselines in front
@@ -753,7 +853,9 @@ def table3_html(t3: pd.DataFrame) -> str:
         + wide.to_html(index=False, escape=True, border=0)
         + "<p>definition <b>paper</b>: the metrics as the authors' evaluation code computes them "
         + "(the default); <b>v1</b>: this workflow's earlier definitions, kept for comparison "
-        + "with older results.</p>"
+        + "with older results. With several training seeds a cell adds the mean over seeds of "
+        + "the per-seed means [t 95% CI] (n seeds); mean (SD) and the comparisons are the "
+        + "first seed's.</p>"
         + "<h3>All rows, with the comparison against Polarbear</h3>"
         + "<p>n_polarbear_better / n_polarbear_worse: features on which Polarbear is better / "
         + "worse; ranksum_p: one-sided Wilcoxon rank-sum p-value (the paper's test); "
