@@ -52,6 +52,15 @@ class _FourPaths:
     ATAC->RNA (NLL) and ATAC->ATAC, RNA->ATAC (BCE); the subclass provides the encoders,
     ``rna_nll`` and ``atac_bce``."""
 
+    def _set_sizes(self, n_genes, atac_chrom_sizes, n_latent, chrom_hidden) -> tuple[int, int, int]:
+        """Store the data sizes both architectures share; (n chromosomes, chrom_hidden[0], [1])."""
+        self.n_genes = int(n_genes)
+        self.atac_chrom_sizes = [int(s) for s in atac_chrom_sizes]
+        self.n_peaks = sum(self.atac_chrom_sizes)
+        self.n_latent = int(n_latent)
+        h1, h2 = (int(h) for h in chrom_hidden)
+        return len(self.atac_chrom_sizes), h1, h2
+
     def path_losses(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-cell losses of the four paths: rna_rna, atac_rna (NLL), atac_atac, rna_atac (BCE)."""
         z_r, z_a = self.encode_rna(x), self.encode_atac(y)
@@ -71,12 +80,7 @@ class BabelModel(_FourPaths, nn.Module):
     def __init__(self, n_genes: int, atac_chrom_sizes: Sequence[int], n_latent: int = 16,
                  rna_hidden: int = 64, chrom_hidden: Sequence[int] = (32, 16), size_scale: float = 1e4):
         super().__init__()
-        self.n_genes = int(n_genes)
-        self.atac_chrom_sizes = [int(s) for s in atac_chrom_sizes]
-        self.n_peaks = sum(self.atac_chrom_sizes)
-        self.n_latent = int(n_latent)
-        n_chrom = len(self.atac_chrom_sizes)
-        h1, h2 = (int(h) for h in chrom_hidden)
+        n_chrom, h1, h2 = self._set_sizes(n_genes, atac_chrom_sizes, n_latent, chrom_hidden)
         self.register_buffer("size_scale", torch.tensor(float(size_scale)))
 
         self.rna_encoder = nn.Sequential(
@@ -187,12 +191,7 @@ class BabelAuthorsModel(_FourPaths, nn.Module):
     def __init__(self, n_genes: int, atac_chrom_sizes: Sequence[int], n_latent: int = 16,
                  rna_hidden: int = 64, chrom_hidden: Sequence[int] = (32, 16), size_scale: float = 1e4):
         super().__init__()
-        self.n_genes = int(n_genes)
-        self.atac_chrom_sizes = [int(s) for s in atac_chrom_sizes]
-        self.n_peaks = sum(self.atac_chrom_sizes)
-        self.n_latent = int(n_latent)
-        n_chrom = len(self.atac_chrom_sizes)
-        h1, h2 = (int(h) for h in chrom_hidden)
+        n_chrom, h1, h2 = self._set_sizes(n_genes, atac_chrom_sizes, n_latent, chrom_hidden)
         rna_hidden = int(rna_hidden)
         self.register_buffer("size_scale", torch.tensor(float(size_scale)))
         self.register_buffer("rna_mean", torch.zeros(self.n_genes))
