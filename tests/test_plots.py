@@ -396,7 +396,7 @@ def test_table3_report(tmp_path):
 
 def test_figures_with_seeds_add_mean_and_ci(tmp_path, tables):
     """Runs of further seeds (polarbear~s1, ...) leave the drawn points the first seed's and add
-    the seed mean [t 95% CI] to Figs 3/5 panel titles and Figs 6/7 legends."""
+    the seed mean [t 95% CI] to Figs 3/4/5 panel titles and Figs 6/7 legends."""
     import matplotlib.pyplot as plt
     seeded = dict(tables)
     runs = all_runs()
@@ -433,6 +433,12 @@ def test_figures_with_seeds_add_mean_and_ci(tmp_path, tables):
     peaks_tables = [seeded[r]["peaks"] for r in ("babel", "babel~s1", "babel~s2")]
     mean, (lo, hi) = expect("auroc", "paper_set", peaks_tables)
     assert f5.results[2]["seed_ci"]["babel"][1:] == pytest.approx((mean, lo, hi))   # panel C: AUROC
+    f4 = plots.build_figure(4, paths)
+    markers = [seeded[r]["markers"] for r in ("polarbear", "polarbear~s1", "polarbear~s2")]
+    mean, (lo, hi) = expect("auroc_pred", "paper_set", markers)
+    assert f4.results[0]["seed_ci"]["polarbear"][1:] == pytest.approx((mean, lo, hi))
+    assert "seed mean of the mean AUROC" in f4.axes[0].get_title()
+    assert "seed mean" not in plots.build_figure(4, one).axes[0].get_title()
     f6 = plots.build_figure(6, paths)
     cells = [seeded[r]["cells"] for r in ("polarbear_coassay", "polarbear_coassay~s1", "polarbear_coassay~s2")]
     mean, (lo, hi) = expect("foscttm_latent_atac_query", None, cells)

@@ -11,9 +11,9 @@ reads them, builds the figure and saves PDF + PNG atomically.
 
 Training seeds (config ``seeds``): runs of further seeds (``{method}~s{seed}``, workflow_lib/seeds.py)
 among the inputs do not change what is drawn (every panel shows the first seed's runs); they add
-the mean over seeds of each run's summary and its t 95% CI: Figs 3/5 a title line per scatter
-panel (mean of the panel's metric over each run's feature subset, as in Table 3), Figs 6/7 the
-legend entries of the FOSCTTM curves.
+the mean over seeds of each run's summary and its t 95% CI: Figs 3/4/5 a title line per scatter
+panel (mean of the panel's metric over each run's feature subset, as in Table 3; Fig. 4: the mean
+marker AUROC), Figs 6/7 the legend entries of the FOSCTTM curves.
 
 Metric definitions (see workflow_lib/evaluate.py): every figure uses the ``paper`` definition by
 default -- gene-wise ``pearson`` over DE genes, peaks of ``paper_set`` (DE peaks with >= n/100
@@ -454,9 +454,12 @@ def fig3(genes: Mapping[str, pd.DataFrame], peaks: Mapping[str, pd.DataFrame],
 
 
 def fig4(markers: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
-         comparators: Sequence[str] = COMPARATORS, definition: str = DEFAULT_DEFINITION) -> Figure:
+         comparators: Sequence[str] = COMPARATORS, definition: str = DEFAULT_DEFINITION,
+         seed_runs: Mapping[str, Sequence[pd.DataFrame]] | None = None) -> Figure:
     """Fig. 4: marker-gene AUROC (pred), reference vs each comparator; dot size = n_pos.
-    Paper: only markers with > 8 positive cells (``paper_set``, or computed from ``n_pos``)."""
+    Paper: only markers with > 8 positive cells (``paper_set``, or computed from ``n_pos``).
+    ``seed_runs[method]`` = that method's markers tables of every training seed: with more than
+    one, the panel title gains both methods' seed mean [95% CI] of the mean marker AUROC."""
     fig, axes = plt.subplots(1, len(comparators), figsize=(4.6 * len(comparators), 5.2),
                              squeeze=False, layout="constrained")
     results = []
@@ -476,6 +479,12 @@ def fig4(markers: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
             res["median_other"] = float(np.median(pairs["other"]))
             ax.set_title(ax.get_title() + f"\nmedian AUROC {res['median_ref']:.3f} (y) vs "
                          f"{res['median_other']:.3f} (x)", fontsize=8.5)
+            cis = {m: seed_ci((seed_runs or {}).get(m, ()), "auroc_pred", subset) for m in (reference, comp)}
+            lines = [f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items() if ci is not None]
+            if lines:
+                res["seed_ci"] = cis
+                ax.set_title(ax.get_title() + "\nseed mean of the mean AUROC [95% CI]:\n" + "\n".join(lines),
+                             fontsize=8.5)
         _panel_letter(ax, PANEL_LETTERS[k])
         results.append(res)
     ref_tab = keyed.get(reference)
@@ -739,7 +748,9 @@ def build_figure(number: int, paths: Iterable, comparators: Sequence[str] = COMP
                     _gather(idx, "full", "unseen", "de"), reference, comparators, definition,
                     seed_runs or None)
     if number == 4:
-        return fig4(_gather(idx, "full", "random", "markers"), reference, comparators, definition)
+        seed_runs = _seed_tables(idx_all, "markers", lambda v, s, m: m if (v, s) == ("full", "random") else None)
+        return fig4(_gather(idx, "full", "random", "markers"), reference, comparators, definition,
+                    seed_runs or None)
     scen = sorted({s for (_, s, _, t) in idx if t == "cells"})
     if number == 6:
         cells = {(s, m): read_eval_table(p, "cells") for (v, s, m, t), p in idx.items()
