@@ -109,7 +109,7 @@ def check_values(X, where, what: str = "X", obs_names=None, var_names=None, nonn
     import scipy.sparse as sp
 
     if sp.issparse(X):
-        X = X.tocsr() if not sp.isspmatrix_csr(X) and not isinstance(X, sp.csr_array) else X
+        X = X if X.format == "csr" else X.tocsr()
         data = np.asarray(X.data)
     else:
         data = np.asarray(X)
