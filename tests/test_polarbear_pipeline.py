@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from workflow_lib import polarbear as pb
+from workflow_lib.predictions import PREDICTION_NAMES
 
 torch.set_num_threads(1)
 
@@ -102,7 +103,7 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     out = [tmp_path / "pred" / f for f in ("atac_to_rna.h5ad", "rna_to_atac.h5ad", "latent.h5ad",
                                            "atac_to_rna_rest.h5ad")]
     pb.predict_polarbear(mdir / "selected.json", mdir, data["coassay_rna"], data["coassay_atac"], scenario,
-                         method, [0.1, 1, 10], *out)
+                         method, [0.1, 1, 10], dict(zip(PREDICTION_NAMES, out)))
     co = ad.read_h5ad(data["coassay_rna"])
     coa = ad.read_h5ad(data["coassay_atac"])
     test_names = co.obs_names[co.obs["split_random"] == "test"]

@@ -40,16 +40,8 @@ import scipy.sparse as sp
 
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
 from .settings import DEFAULTS, deep_merge
-from .model_dir import (
-    DEFAULT_MAX_MISSING_FRAC,
-    FeatureMatch,
-    ModelDir,
-    load_model_dir,
-    looks_like_counts,
-    match_features,
-    predict_log_depth,
-    read_card,
-)
+from .model_dir import DEFAULT_MAX_MISSING_FRAC, FeatureMatch, looks_like_counts, match_features, read_card
+from .models.polarbear import PolarbearModel
 
 DIRECTIONS = {"rna-to-atac": ("rna", "atac"), "atac-to-rna": ("atac", "rna")}
 
@@ -80,7 +72,7 @@ def read_input(path, what: str):
     return a
 
 
-def detect_modality(model: ModelDir, adata) -> str:
+def detect_modality(model: PolarbearModel, adata) -> str:
     """'rna' or 'atac': whichever feature set of the model the input's names overlap more."""
     from .model_dir import input_feature_names
 
@@ -96,7 +88,7 @@ def detect_modality(model: ModelDir, adata) -> str:
     return max(frac, key=frac.get)
 
 
-def resolve_batch(adata, modality: str, model: ModelDir, batch_key: str = "batch",
+def resolve_batch(adata, modality: str, model: PolarbearModel, batch_key: str = "batch",
                   batch: str | None = None, logger=None) -> tuple[np.ndarray, dict]:
     """One-hot batch covariate in the model's categories, and a record of what was done.
 
@@ -128,7 +120,7 @@ def resolve_batch(adata, modality: str, model: ModelDir, batch_key: str = "batch
     return onehot, {"source": source, "unknown_labels": np.asarray(unknown, dtype=str), "default": default}
 
 
-def target_onehot(model: ModelDir, modality: str, n: int, target_batch: str | None) -> tuple[np.ndarray, str]:
+def target_onehot(model: PolarbearModel, modality: str, n: int, target_batch: str | None) -> tuple[np.ndarray, str]:
     cats = model.batch_categories(modality)
     tb = target_batch or model.card.get("default_batch", {}).get(modality) or cats[0]
     if tb not in cats:
@@ -154,56 +146,11 @@ def _match(model, adata, modality, max_missing_frac, path, logger) -> FeatureMat
 # ----------------------------------------------------------------------------- model operations
 
 
-class Runtime:
-    """Encode / translate / decode with the modules of a loaded model directory."""
-
-    def __init__(self, model: ModelDir, device=None):
-        import torch
-
-        from .train import get_device
-
-        self.model = model
-        self.device = torch.device(device) if device is not None else get_device()
-        for m in model.modules.values():
-            m.to(self.device).eval()
-
-    def vae(self, modality):
-        return self.model.modules[f"vae_{modality}"]
-
-    def encode(self, modality: str, X: sp.csr_matrix, onehot: np.ndarray) -> np.ndarray:
-        from .polarbear import latent_means
-
-        return latent_means(self.vae(modality), X, onehot, device=self.device, binarize=modality == "atac")
-
-    def translate_latent(self, source: str, mu: np.ndarray) -> np.ndarray:
-        import torch
-
-        target = "atac" if source == "rna" else "rna"
-        tr = self.model.modules[f"translator_{source}_to_{target}"]
-        with torch.no_grad():
-            out = [tr(torch.from_numpy(mu[s:s + 4096]).to(self.device)).cpu().numpy() for s in range(0, len(mu), 4096)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, tr.linear.out_features), np.float32)
-
-    def decode_norm(self, modality: str, z: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-        from .polarbear import _decode_rows
-
-        out = _decode_rows(self.vae(modality).normalized, z.astype(np.float32), onehot, self.device)
-        if modality == "rna":  # exact frequencies, as in predict_polarbear
-            out = out.astype(np.float64)
-            out = (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
-        return out
-
-    def atac_depth(self, X_rna: sp.csr_matrix, mu_x: np.ndarray) -> np.ndarray:
-        lib = np.log(self.vae("rna").size_covariate(X_rna).astype(np.float64))
-        log_d = predict_log_depth(self.model.tensors["depth_regressor"], np.c_[lib, mu_x])
-        return np.exp(log_d).astype(np.float32)
-
-
 class _Translation:
     """Everything of a translation except the (large) predicted profiles, which
     :meth:`profiles` decodes for any block of cells."""
 
-    def __init__(self, model: ModelDir, adata, direction: str | None, *, batch_key: str, batch, target_batch,
+    def __init__(self, model: PolarbearModel, adata, direction: str | None, *, batch_key: str, batch, target_batch,
                  max_missing_frac: float, path, device, logger):
         if direction is None:
             src = detect_modality(model, adata)
@@ -212,12 +159,12 @@ class _Translation:
             raise CLIError(f"unknown direction {direction!r}; use one of {sorted(DIRECTIONS)}")
         self.direction = direction
         self.source, self.target = DIRECTIONS[direction]
-        self.rt = Runtime(model, device)
+        self.model = model.to(device) if device is not None else model
         fm = _match(model, adata, self.source, max_missing_frac, path, logger)
         onehot, binfo = resolve_batch(adata, self.source, model, batch_key, batch, logger)
         self.t_onehot, tb = target_onehot(model, self.target, adata.n_obs, target_batch)
-        self.mu = self.rt.encode(self.source, fm.X, onehot)
-        self.z = self.rt.translate_latent(self.source, self.mu)
+        self.mu = model.encode(self.source, fm.X, onehot)
+        self.z = model.translate(self.source, self.mu)
         var = pd.DataFrame(index=pd.Index(model.features(self.target), name=None))
         if self.target == "atac":
             parts = var.index.str.extract(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
@@ -229,22 +176,18 @@ class _Translation:
         self.obs = adata.obs.copy()
         self.d_hat = None
         if self.target == "atac":
-            self.d_hat = self.rt.atac_depth(fm.X, self.mu)
+            self.d_hat = model.atac_depth(fm.X, self.mu)
             self.obs["predicted_atac_depth_factor"] = self.d_hat
-        self.uns = {"method": "polarbear", "point": str(model.card.get("point", "")), "direction": direction,
+        self.uns = {"method": "polarbear", "point": model.point, "direction": direction,
                     "model": str(model.path), "target_batch": tb, "input_features": fm.uns(),
                     "input_batch": binfo}
 
     def profiles(self, rows: slice) -> tuple[np.ndarray, np.ndarray | None]:
         """(X, layers['norm'] or None) of the cells in ``rows``."""
-        norm = self.rt.decode_norm(self.target, self.z[rows], self.t_onehot[rows])
+        norm = self.model.decode(self.target, self.z[rows], self.t_onehot[rows])
         if self.target == "rna":
             return norm, None
-        import torch
-
-        raw = self.rt.vae("atac").depth_prob(torch.from_numpy(norm),
-                                             torch.from_numpy(self.d_hat[rows]).reshape(-1, 1)).numpy()
-        return raw.astype(np.float32), norm
+        return self.model.depth_scale(norm, self.d_hat[rows]), norm
 
     def skeleton(self, X=None, norm=None):
         import anndata as ad
@@ -258,7 +201,7 @@ class _Translation:
         return out
 
 
-def translate_adata(model: ModelDir, adata, direction: str | None = None, *, batch_key: str = "batch",
+def translate_adata(model: PolarbearModel, adata, direction: str | None = None, *, batch_key: str = "batch",
                     batch: str | None = None, target_batch: str | None = None,
                     max_missing_frac: float = DEFAULT_MAX_MISSING_FRAC, path="<input>", device=None,
                     logger=None):
@@ -276,7 +219,7 @@ def translate_adata(model: ModelDir, adata, direction: str | None = None, *, bat
     return tr.skeleton(X, norm)
 
 
-def translate_to_file(model: ModelDir, adata, output, direction: str | None = None, *, chunk_cells: int = 512,
+def translate_to_file(model: PolarbearModel, adata, output, direction: str | None = None, *, chunk_cells: int = 512,
                       batch_key: str = "batch", batch: str | None = None, target_batch: str | None = None,
                       max_missing_frac: float = DEFAULT_MAX_MISSING_FRAC, path="<input>", device=None,
                       logger=None) -> tuple[str, tuple[int, int]]:
@@ -324,7 +267,7 @@ def nearest(query: np.ndarray, reference: np.ndarray, k: int = 1) -> tuple[np.nd
     return idx, dist
 
 
-def align_adatas(model: ModelDir, rna, atac, *, truth: str | None = "auto", batch_key: str = "batch",
+def align_adatas(model: PolarbearModel, rna, atac, *, truth: str | None = "auto", batch_key: str = "batch",
                  rna_batch: str | None = None, atac_batch: str | None = None,
                  max_missing_frac: float = DEFAULT_MAX_MISSING_FRAC, paths=("<rna>", "<atac>"), device=None,
                  logger=None) -> tuple[pd.DataFrame, dict]:
@@ -338,16 +281,16 @@ def align_adatas(model: ModelDir, rna, atac, *, truth: str | None = "auto", batc
     """
     from .metrics import foscttm
 
-    rt = Runtime(model, device)
+    if device is not None:
+        model.to(device)
     fm_r = _match(model, rna, "rna", max_missing_frac, paths[0], logger)
     fm_a = _match(model, atac, "atac", max_missing_frac, paths[1], logger)
     b_r, _ = resolve_batch(rna, "rna", model, batch_key, rna_batch, logger)
     b_a, _ = resolve_batch(atac, "atac", model, batch_key, atac_batch, logger)
-    mu_x = rt.encode("rna", fm_r.X, b_r)
-    mu_y = rt.encode("atac", fm_a.X, b_a)
+    lat = model.align(fm_r.X, b_r, fm_a.X, b_a)
     spaces = {
-        "rna_query": (rt.translate_latent("rna", mu_x), mu_y, rna.obs_names, atac.obs_names),
-        "atac_query": (rt.translate_latent("atac", mu_y), mu_x, atac.obs_names, rna.obs_names),
+        "rna_query": (lat["rna_query"], lat["atac_reference"], rna.obs_names, atac.obs_names),
+        "atac_query": (lat["atac_query"], lat["rna_reference"], atac.obs_names, rna.obs_names),
     }
     # truth pairing
     keys = None
@@ -625,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(card_text(card, args.features))
         elif args.command == "translate":
             _refuse_overwriting_inputs([args.output], [args.input, args.model])
-            model = load_model_dir(args.model)
+            model = PolarbearModel.load(args.model)
             adata = read_input(args.input, "input")
             with timed(log, f"translate {adata.n_obs} cells"):
                 direction, shape = translate_to_file(
@@ -635,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("wrote %s (%s, %d cells x %d features)", args.output, direction, *shape)
         elif args.command == "align":
             _refuse_overwriting_inputs([args.output, _summary_path(args.output)], [args.rna, args.atac, args.model])
-            model = load_model_dir(args.model)
+            model = PolarbearModel.load(args.model)
             rna, atac = read_input(args.rna, "RNA"), read_input(args.atac, "ATAC")
             truth = None if str(args.truth).lower() == "none" else args.truth
             with timed(log, f"align {rna.n_obs} RNA and {atac.n_obs} ATAC cells"):

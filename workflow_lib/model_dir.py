@@ -619,8 +619,10 @@ def looks_like_counts(X) -> bool:
 # ----------------------------------------------------------------------------- export
 
 
-def _vae_kwargs(vae) -> dict[str, Any]:
-    cfg = dict(vae.config())
+def module_kwargs(module) -> dict[str, Any]:
+    """Constructor keyword arguments of a package module: its ``config()`` without the
+    bookkeeping keys (``kind``, ``fit``)."""
+    cfg = dict(module.config())
     cfg.pop("kind", None)
     cfg.pop("fit", None)
     return cfg
@@ -643,41 +645,18 @@ def _dataset_counts(path) -> dict[str, int]:
         a.file.close()
 
 
-def depth_ridge_tensors(ridge_pipeline) -> dict[str, torch.Tensor]:
-    """A fitted StandardScaler + RidgeCV pipeline (polarbear.fit_depth_ridge) as plain tensors."""
-    import torch
-
-    scaler, ridge = ridge_pipeline[0], ridge_pipeline[-1]
-    return {
-        "mean": torch.as_tensor(np.asarray(scaler.mean_, dtype=np.float64)),
-        "scale": torch.as_tensor(np.asarray(scaler.scale_, dtype=np.float64)),
-        "coef": torch.as_tensor(np.asarray(ridge.coef_, dtype=np.float64).ravel()),
-        "intercept": torch.as_tensor(np.asarray(ridge.intercept_, dtype=np.float64).reshape(())),
-        "alpha": torch.as_tensor(np.asarray(ridge.alpha_, dtype=np.float64).reshape(())),
-    }
-
-
-def predict_log_depth(tensors: Mapping[str, torch.Tensor], features: np.ndarray) -> np.ndarray:
-    """Apply the stored ridge regressor: standardise, then linear (float64)."""
-    mean, scale = tensors["mean"].numpy(), tensors["scale"].numpy()
-    coef, intercept = tensors["coef"].numpy(), float(tensors["intercept"])
-    return ((np.asarray(features, dtype=np.float64) - mean) / scale) @ coef + intercept
-
-
 def export_polarbear(method_dir, coassay_rna, coassay_atac, scenario: str, out_dir, *,
                      ridge_alphas: Sequence[float], method: str = "polarbear", variant: str | None = None,
                      single_rna=None, single_atac=None, point: str | None = None, logger=None) -> Path:
     """Export the selected (or given) grid point of a trained Polarbear method directory.
 
     ``method_dir`` is ``{R}/models/{variant}/{scenario}/{method}`` (with ``selected.json`` and
-    ``grid/<point>/{vae_rna,vae_atac,translator_rna_to_atac,translator_atac_to_rna}.pt``). The
-    ATAC-depth ridge regressor is refitted exactly as :func:`workflow_lib.polarbear.predict_polarbear`
-    does (same features, same training cells, same alphas) and stored as tensors.
+    ``grid/<point>/{vae_rna,vae_atac,translator_rna_to_atac,translator_atac_to_rna}.pt``). The model
+    is built by :func:`workflow_lib.polarbear.fitted_grid_point`, exactly as the workflow's predict
+    rule builds it (same depth regressor: same features, training cells and alphas).
     """
     from . import polarbear as pb
-    from .data import batch_onehot
     from .fileutils import timed
-    from .train import get_device
 
     log = logger or __import__("logging").getLogger("polarbear")
     method_dir = Path(method_dir)
@@ -688,21 +667,11 @@ def export_polarbear(method_dir, coassay_rna, coassay_atac, scenario: str, out_d
             raise InputFormatError(sel_path, "missing: run model selection first or pass a grid point")
         point = selected["point"]
     gdir = method_dir / "grid" / point
-    device = get_device()
-    with timed(log, f"load co-assay data and grid point {point}"):
-        co_rna, co_atac = pb._read_coassay(coassay_rna, coassay_atac)
-        rna_vae, atac_vae = pb._load_pair(gdir / "vae_rna.pt", gdir / "vae_atac.pt", co_rna, co_atac, device)
-        t_xy = pb._load_translator(gdir / "translator_rna_to_atac.pt", device)
-        t_yx = pb._load_translator(gdir / "translator_atac_to_rna.pt", device)
-    split = pb._split(co_rna, scenario, coassay_rna).to_numpy()
-    train = np.flatnonzero(split == "train")
-    with timed(log, "fit ATAC depth ridge regressor"):
-        mu_x = pb.latent_means(rna_vae, co_rna.X, batch_onehot(co_rna.obs["batch"]), device=device)
-        feats = np.c_[np.log(rna_vae.size_covariate(co_rna.X).astype(np.float64)), mu_x]
-        log_d = np.log(atac_vae.size_covariate(co_atac.X).astype(np.float64))
-        ridge = pb.fit_depth_ridge(feats[train], log_d[train], ridge_alphas)
-        r2 = float(ridge.score(feats[train], log_d[train]))
-    rna_cfg, atac_cfg = rna_vae.config(), atac_vae.config()
+    data = pb.read_coassay(coassay_rna, coassay_atac, scenario)
+    model, depth = pb.fitted_grid_point(method_dir, point, data, ridge_alphas, logger=log)
+    co_rna, co_atac = data.rna, data.atac
+    split = co_rna.obs[f"split_{scenario}"].astype(str).to_numpy()
+    rna_cfg, atac_cfg = model.vae("rna").config(), model.vae("atac").config()
     training = {
         "variant": variant,
         "scenario": scenario,
@@ -725,7 +694,7 @@ def export_polarbear(method_dir, coassay_rna, coassay_atac, scenario: str, out_d
         "model": "Polarbear (Zhang et al.): two beta-VAEs (RNA: ZINB, ATAC: depth-aware Bernoulli) "
                  "+ linear latent translators",
         "point": point,
-        "hyperparameters": {"latent": int(rna_vae.latent), "beta": float(rna_cfg.get("beta", np.nan)),
+        "hyperparameters": {"latent": int(model.latent["rna"]), "beta": float(rna_cfg.get("beta", np.nan)),
                             "dropout": float(rna_cfg.get("dropout", 0.0)),
                             "rna_hidden": int(rna_cfg["hidden"]), "atac_hidden": int(atac_cfg["hidden"]),
                             "atac_depth_ref": float(atac_cfg["depth_ref"])},
@@ -737,18 +706,9 @@ def export_polarbear(method_dir, coassay_rna, coassay_atac, scenario: str, out_d
         "default_batch": {"rna": _coassay_batch(co_rna.obs), "atac": _coassay_batch(co_atac.obs)},
         "depth_regressor": {"features": "[log RNA library size, RNA latent mean mu_x]",
                             "target": "log ATAC depth factor (open peaks / atac_depth_ref)",
-                            "alpha": float(ridge[-1].alpha_), "train_r2": r2, "alphas": list(map(float, ridge_alphas))},
+                            "alpha": depth["alpha"], "train_r2": depth["train_r2"],
+                            "alphas": list(map(float, ridge_alphas))},
     }
-    modules = {
-        "vae_rna": ModuleEntry(rna_vae, _vae_kwargs(rna_vae)),
-        "vae_atac": ModuleEntry(atac_vae, _vae_kwargs(atac_vae)),
-        "translator_rna_to_atac": ModuleEntry(t_xy, {"latent_in": t_xy.linear.in_features,
-                                                     "latent_out": t_xy.linear.out_features}),
-        "translator_atac_to_rna": ModuleEntry(t_yx, {"latent_in": t_yx.linear.in_features,
-                                                     "latent_out": t_yx.linear.out_features}),
-    }
-    cats = {"rna": list(rna_cfg["batch_categories"]), "atac": list(atac_cfg["batch_categories"])}
     with timed(log, f"write model directory {out_dir}"):
-        return write_model_dir(out_dir, modules=modules, rna_features=list(co_rna.var_names),
-                               atac_features=list(co_atac.var_names), batch_categories=cats,
-                               tensors={"depth_regressor": depth_ridge_tensors(ridge)}, card=card)
+        return model.save(out_dir, rna_features=list(co_rna.var_names), atac_features=list(co_atac.var_names),
+                          card=card)

@@ -37,17 +37,17 @@ import scipy.sparse as sp
 import torch
 
 from .data import SparseCellLoader, as_csr, batch_onehot
-from .fileutils import InputFormatError, timed, write_h5ad, write_json
+from .fileutils import InputFormatError, timed, write_json
 from .models.chromsplit import chrom_block_sizes
+from .models.polarbear import INFER_BATCH, PolarbearModel, latent_pairs, latent_posteriors, load_checked_vae
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
-from .models.vae import ATACVAE, RNAVAE, check_choice, features_digest, load_vae, save_module
-from .predictions import build_rna_prediction
+from .models.vae import ATACVAE, RNAVAE, check_choice, features_digest, save_module
+from .predictions import CoassayData, build_prediction_adatas, load_coassay, rest_rows, write_predictions
 from .settings import DEFAULTS
 from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
 TRANSLATOR_INPUTS = ("sample", "mean")
-INFER_BATCH = 512
 
 
 def parse_point(name: str) -> dict:
@@ -233,46 +233,24 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     return res
 
 
-@torch.no_grad()
-def latent_posteriors(vae, X, onehot, rows=None, device="cpu", binarize=False) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means and log-variances (eval mode, no dropout) of the given rows (default all)."""
-    vae.eval()
-    rows = np.arange(X.shape[0]) if rows is None else rows
-    mus, lvs = [], []
-    for batch in SparseCellLoader(X, rows, INFER_BATCH, False, 0, {"b": onehot}, device, binarize):
-        mu, lv = vae.encode(batch["x"], batch["b"])
-        mus.append(mu.cpu().numpy())
-        lvs.append(lv.cpu().numpy())
-    if not mus:
-        return np.zeros((0, vae.latent), np.float32), np.zeros((0, vae.latent), np.float32)
-    return np.concatenate(mus), np.concatenate(lvs)
+def batch_categories(a: ad.AnnData) -> list[str]:
+    return list(a.obs["batch"].astype("category").cat.categories)
 
 
-def latent_means(vae, X, onehot, rows=None, device="cpu", binarize=False) -> np.ndarray:
-    """Deterministic latent means (eval mode, no dropout) of the given rows (default all)."""
-    return latent_posteriors(vae, X, onehot, rows, device, binarize)[0]
+def read_coassay(coassay_rna, coassay_atac, scenario: str) -> CoassayData:
+    """The co-assay RNA and (binarised) ATAC of a variant with the scenario's split rows."""
+    data = load_coassay(coassay_rna, coassay_atac, scenario)
+    for a, path in ((data.rna, coassay_rna), (data.atac, coassay_atac)):
+        if "batch" not in a.obs:
+            raise InputFormatError(path, "obs has no 'batch' column")
+    data.atac.X = _binarize(data.atac.X)
+    return data
 
 
-def _load_pair(rna_pt, atac_pt, co_rna, co_atac, device):
-    rna_vae = load_vae(rna_pt, device=device)
-    atac_vae = load_vae(atac_pt, device=device)
-    for vae, co, name in ((rna_vae, co_rna, "rna"), (atac_vae, co_atac, "atac")):
-        cfg = vae.config()
-        if cfg["features_sha1"] != features_digest(co.var_names):
-            raise ValueError(f"{name} VAE was trained on other features than the co-assay file")
-        cats = list(co.obs["batch"].astype("category").cat.categories)
-        if cats != cfg["batch_categories"]:
-            raise ValueError(f"{name} batch categories {cats} differ from the VAE's {cfg['batch_categories']}")
-    return rna_vae, atac_vae
-
-
-def _read_coassay(coassay_rna, coassay_atac):
-    co_rna = _read(coassay_rna, "co-assay RNA")
-    co_atac = _read(coassay_atac, "co-assay ATAC")
-    if not co_rna.obs_names.equals(co_atac.obs_names):
-        raise InputFormatError(coassay_atac, "co-assay RNA and ATAC cells differ (obs_names/order)")
-    co_atac.X = _binarize(co_atac.X)
-    return co_rna, co_atac
+def load_grid_point(grid_dir, data: CoassayData, device=None) -> PolarbearModel:
+    """The trained modules of one grid point, checked against the co-assay data's features/batches."""
+    return PolarbearModel.from_grid_point(grid_dir, data.rna.var_names, data.atac.var_names,
+                                          batch_categories(data.rna), batch_categories(data.atac), device)
 
 
 def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str, fit_params: dict, seed: int,
@@ -281,10 +259,10 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     log = _log(logger)
     torch.set_num_threads(max(1, int(threads)))
     device = get_device()
-    co_rna, co_atac = _read_coassay(coassay_rna, coassay_atac)
-    rna_vae, atac_vae = _load_pair(rna_pt, atac_pt, co_rna, co_atac, device)
-    split = _split(co_rna, scenario, coassay_rna).to_numpy()
-    train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    data = read_coassay(coassay_rna, coassay_atac, scenario)
+    co_rna, co_atac, train, val = data.rna, data.atac, data.train, data.val
+    rna_vae = load_checked_vae(rna_pt, "rna", co_rna.var_names, batch_categories(co_rna), device)
+    atac_vae = load_checked_vae(atac_pt, "atac", co_atac.var_names, batch_categories(co_atac), device)
     b_rna, b_atac = batch_onehot(co_rna.obs["batch"]), batch_onehot(co_atac.obs["batch"])
     with timed(log, "latent posteriors of co-assay cells"):
         mu_x, lv_x = latent_posteriors(rna_vae, co_rna.X, b_rna, device=device)
@@ -348,99 +326,47 @@ def select_polarbear(score_files: dict, out_json, criterion: str = "total", logg
     return sel
 
 
-def _load_translator(pt, device):
-    cfg = json.loads(Path(pt).with_suffix(".json").read_text())
-    tr = LatentTranslator(cfg["latent_in"], cfg["latent_out"])
-    tr.load_state_dict(torch.load(pt, map_location=device, weights_only=True))
-    return tr.to(device).eval()
-
-
-def fit_depth_ridge(features_train, log_depth_train, alphas):
-    """RidgeCV (LOO-CV over ``alphas``) on standardised features -> fitted sklearn pipeline."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=list(alphas)))
-    model.fit(features_train, log_depth_train)
-    return model
-
-
-@torch.no_grad()
-def _decode_rows(fn, z, onehot, device):
-    out = []
-    for s in range(0, z.shape[0], INFER_BATCH):
-        zb = torch.from_numpy(z[s:s + INFER_BATCH]).to(device)
-        bb = torch.from_numpy(onehot[s:s + INFER_BATCH]).to(device)
-        out.append(fn(zb, bb).cpu().numpy().astype(np.float32))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def _atac_to_rna_freq(rna_vae, t_yx, mu_y, b_rna, rows, device) -> np.ndarray:
-    """Norm estimation (rows sum to 1) of ``rows`` translated from their ATAC latent means."""
-    with torch.no_grad():
-        z = t_yx(torch.from_numpy(mu_y[rows]).to(device)).cpu().numpy()
-    freq = _decode_rows(rna_vae.normalized, z, b_rna[rows], device).astype(np.float64)
-    return (freq / freq.sum(axis=1, keepdims=True)).astype(np.float32)
+def fitted_grid_point(model_dir, point: str, data: CoassayData, ridge_alphas, device=None, logger=None
+                      ) -> tuple[PolarbearModel, dict]:
+    """The model of one grid point with its ATAC depth regressor fitted on the co-assay TRAIN cells."""
+    log = _log(logger)
+    model = load_grid_point(Path(model_dir) / "grid" / point, data, device)
+    with timed(log, "fit ATAC depth ridge regressor"):
+        info = model.fit_depth_regressor(data.rna.X, batch_onehot(data.rna.obs["batch"]), data.atac.X, data.train,
+                                         ridge_alphas)
+    log.info("depth ridge: alpha %.3g, train R^2 %.3f", info["alpha"], info["train_r2"])
+    return model, info
 
 
 def predict_polarbear(selected_json, model_dir, coassay_rna, coassay_atac, scenario: str, method: str,
-                      ridge_alphas, out_atac_to_rna, out_rna_to_atac, out_latent, out_atac_to_rna_rest,
-                      threads: int = 1, logger=None) -> dict:
-    """Translate the scenario's test cells with the selected grid point and write the prediction files.
+                      ridge_alphas, outputs: dict, threads: int = 1, logger=None) -> dict:
+    """Translate the scenario's test cells with the selected grid point; write the prediction files
+    (``outputs``: key -> path, keys of :data:`workflow_lib.predictions.PREDICTION_NAMES`).
 
-    ``out_atac_to_rna_rest``: ATAC->RNA norm estimation of the non-test (train + val) cells, the
+    ``atac_to_rna_rest``: ATAC->RNA norm estimation of the non-test (train + val) cells, the
     predicted reference of the test-vs-rest DE (Fig. 5G).
     """
     log = _log(logger)
     torch.set_num_threads(max(1, int(threads)))
-    device = get_device()
     point = json.loads(Path(selected_json).read_text())["point"]
-    gdir = Path(model_dir) / "grid" / point
-    co_rna, co_atac = _read_coassay(coassay_rna, coassay_atac)
-    rna_vae, atac_vae = _load_pair(gdir / "vae_rna.pt", gdir / "vae_atac.pt", co_rna, co_atac, device)
-    t_xy = _load_translator(gdir / "translator_rna_to_atac.pt", device)
-    t_yx = _load_translator(gdir / "translator_atac_to_rna.pt", device)
-    split = _split(co_rna, scenario, coassay_rna).to_numpy()
-    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
-    b_rna, b_atac = batch_onehot(co_rna.obs["batch"]), batch_onehot(co_atac.obs["batch"])
-    mu_x = latent_means(rna_vae, co_rna.X, b_rna, device=device)
-    mu_y = latent_means(atac_vae, co_atac.X, b_atac, device=device)
-    with torch.no_grad():
-        zx_t = t_xy(torch.from_numpy(mu_x[test]).to(device)).cpu().numpy()
-        zy_t = t_yx(torch.from_numpy(mu_y[test]).to(device)).cpu().numpy()
+    data = read_coassay(coassay_rna, coassay_atac, scenario)
+    model, info = fitted_grid_point(model_dir, point, data, ridge_alphas, logger=log)
+    b_rna, b_atac = batch_onehot(data.rna.obs["batch"]), batch_onehot(data.atac.obs["batch"])
+    test, rest = data.test, rest_rows(data)
+    mu_x = model.encode("rna", data.rna.X, b_rna)
+    mu_y = model.encode("atac", data.atac.X, b_atac)
     with timed(log, f"predict {test.size} test cells"):
-        rna_norm = _atac_to_rna_freq(rna_vae, t_yx, mu_y, b_rna, test, device)
-        atac_norm = _decode_rows(atac_vae.normalized, zx_t, b_atac[test], device)
-    rest = np.setdiff1d(np.arange(co_rna.n_obs), test)
+        rna_norm = model.predict_rna(None, None, b_rna[test], mu_y=mu_y[test])
+        atac_raw, atac_norm, d_hat = model.predict_atac(data.rna.X[test], None, b_atac[test], mu_x=mu_x[test])
+    log.info("depth ridge: test corr(log d, predicted) %.3f", np.corrcoef(
+        np.log(model.vae("atac").size_covariate(data.atac.X[test])), np.log(d_hat))[0, 1] if test.size > 2 else np.nan)
     with timed(log, f"predict RNA of {rest.size} non-test cells"):
-        a2r_rest = build_rna_prediction(co_rna, rest, _atac_to_rna_freq(rna_vae, t_yx, mu_y, b_rna, rest, device),
-                                        method, point)
-    # ATAC depth from RNA: ridge on [log RNA library size, mu_x]
-    lib = np.log(rna_vae.size_covariate(co_rna.X).astype(np.float64))
-    feats = np.c_[lib, mu_x]
-    log_d = np.log(atac_vae.size_covariate(co_atac.X).astype(np.float64))
-    ridge = fit_depth_ridge(feats[train], log_d[train], ridge_alphas)
-    d_hat = np.exp(ridge.predict(feats[test])).astype(np.float32)
-    alpha = float(ridge[-1].alpha_)
-    log.info("depth ridge: alpha %.3g, train R^2 %.3f, test corr(log d, pred) %.3f", alpha,
-             ridge.score(feats[train], log_d[train]),
-             np.corrcoef(log_d[test], np.log(d_hat))[0, 1] if test.size > 2 else float("nan"))
-    atac_raw = atac_vae.depth_prob(torch.from_numpy(atac_norm), torch.from_numpy(d_hat).reshape(-1, 1)).numpy()
-    obs = co_rna.obs.iloc[test].copy()
-    uns = {"method": method, "point": point}
-    a2r = ad.AnnData(X=rna_norm, obs=obs.copy(), var=co_rna.var.copy(), uns=dict(uns))
-    r2a = ad.AnnData(X=atac_raw.astype(np.float32), obs=obs.copy(), var=co_atac.var.copy(),
-                     uns=dict(uns) | {"depth_ridge_alpha": alpha})
-    r2a.layers["norm"] = atac_norm
-    r2a.obs["predicted_atac_depth_factor"] = d_hat
-    lat = ad.AnnData(X=np.zeros((test.size, 0), np.float32), obs=obs.copy(), uns=dict(uns))
-    lat.obsm["rna_query"] = zx_t.astype(np.float32)
-    lat.obsm["atac_reference"] = mu_y[test].astype(np.float32)
-    lat.obsm["atac_query"] = zy_t.astype(np.float32)
-    lat.obsm["rna_reference"] = mu_x[test].astype(np.float32)
-    write_h5ad(a2r, out_atac_to_rna)
-    write_h5ad(r2a, out_rna_to_atac)
-    write_h5ad(lat, out_latent)
-    write_h5ad(a2r_rest, out_atac_to_rna_rest)
-    return {"point": point, "n_test": int(test.size), "n_rest": int(rest.size), "ridge_alpha": alpha}
+        rest_rna = model.predict_rna(None, None, b_rna[rest], mu_y=mu_y[rest])
+    adatas = build_prediction_adatas(data, test, rna_norm, atac_raw, atac_norm,
+                                     latent_pairs(model, mu_x[test], mu_y[test]), method,
+                                     points=dict.fromkeys(("atac_to_rna", "rna_to_atac", "latent"), point),
+                                     rest_atac_to_rna=rest_rna)
+    adatas["rna_to_atac"].obs["predicted_atac_depth_factor"] = d_hat
+    adatas["rna_to_atac"].uns["depth_ridge_alpha"] = info["alpha"]
+    write_predictions(adatas, outputs)
+    return {"point": point, "n_test": int(test.size), "n_rest": int(rest.size), "ridge_alpha": info["alpha"]}
