@@ -11,10 +11,10 @@ import torch
 from synthetic_coassay import make_coassay, write_coassay
 from workflow_lib.predictions import PREDICTION_NAMES
 from workflow_lib.babel_settings import babel_settings
-from workflow_lib.babel_stage import (TASKS, PairedLoader, foscttm, load_babel, predict_babel, select_babel,
+from workflow_lib.babel_stage import (TASKS, PairedLoader, foscttm, predict_babel, select_babel,
                                       train_babel_point)
 from workflow_lib.fileutils import InputFormatError
-from workflow_lib.models.babel import BabelAuthorsModel, BabelModel, ChromPReLU, rna_input_stats
+from workflow_lib.models.babel import BabelAuthorsModel, BabelModel, ChromPReLU, TrainedBabel, rna_input_stats
 from workflow_lib.models.chromsplit import ChromSplitLinear
 from workflow_lib.train import FitConfig
 from workflow_lib.predictions import LATENT_KEYS
@@ -122,8 +122,32 @@ def test_train_writes_loadable_model_and_config(trained):
     assert {"atac_rna_nll", "rna_atac_bce", "foscttm", "joint_loss"} <= set(cfg["val_scores"])
     assert 1 <= cfg["fit"]["epochs_run"] <= FIT["max_epochs"]
     assert not (d / "checkpoint.pt").exists()
-    model, _ = load_babel(d)
+    model = TrainedBabel.load(d).module
     assert model.n_latent == 4 and not model.training
+
+
+def test_trained_babel_has_the_polarbear_model_shape(trained):
+    """encode / translate (identity: one shared latent) / predict_rna / predict_atac / align, and
+    the depth-normalised ATAC q maps back onto p through the depth model."""
+    from workflow_lib.models.distributions import depth_scaled_prob
+    from workflow_lib.predictions import load_coassay
+
+    _, rp, ap, grid, _ = trained
+    m = TrainedBabel.load(grid / "latent4_weight1.33", device="cpu")
+    data = load_coassay(rp, ap, "random")
+    X, Y = data.rna_X[data.test], data.atac_X[data.test]
+    z = m.encode("rna", X)
+    assert z.shape == (len(data.test), 4) and np.array_equal(m.translate("rna", z), z)
+    freq = m.predict_rna(Y)
+    np.testing.assert_allclose(freq.sum(1), 1.0, rtol=1e-5)
+    p, q, d = m.predict_atac(X)
+    assert p.shape == q.shape == (len(data.test), Y.shape[1]) and d.shape == (len(data.test),)
+    assert ((q >= 0) & (q <= 1)).all() and not np.array_equal(p, q)
+    np.testing.assert_allclose(depth_scaled_prob(torch.from_numpy(q).double(), torch.from_numpy(d).double()[:, None]),
+                               np.clip(p, 0, 1 - 1e-7), atol=2e-4)
+    lat = m.align(X, None, Y, None)
+    np.testing.assert_array_equal(lat["rna_query"], z)
+    np.testing.assert_array_equal(lat["atac_query"], m.encode("atac", Y))
 
 
 def test_training_is_deterministic(trained, tmp_path):
@@ -349,7 +373,7 @@ def test_architecture_option_switches_model_and_both_reload(trained, tmp_path):
     state = torch.load(d / "model.pt", weights_only=True)
     assert {"size_scale", "rna_mean", "rna_std", "rna_clip"} <= set(state)
     assert float(state["rna_std"].min()) > 0 and torch.isfinite(state["rna_clip"]).all()
-    model, _ = load_babel(d)
+    model = TrainedBabel.load(d).module
     assert isinstance(model, BabelAuthorsModel) and not model.training
 
     c = tmp_path / "compact"
@@ -357,12 +381,12 @@ def test_architecture_option_switches_model_and_both_reload(trained, tmp_path):
                             seed=0, architecture="compact")
     assert out["architecture"] == "compact" and out["class"].endswith(".BabelModel")
     assert set(out["kwargs"]) == {"n_genes", "atac_chrom_sizes", "n_latent", "size_scale"}
-    m2, _ = load_babel(c)
+    m2 = TrainedBabel.load(c).module
     assert type(m2) is BabelModel
     legacy = json.loads((c / "config.json").read_text())
     del legacy["architecture"]
     (c / "config.json").write_text(json.dumps(legacy))
-    assert type(load_babel(c)[0]) is BabelModel
+    assert type(TrainedBabel.load(c).module) is BabelModel
     with pytest.raises(ValueError, match="architecture"):
         train_babel_point(rp, ap, "random", "p", 4, 1.33, FIT, tmp_path / "x.pt", tmp_path / "x.json",
                           architecture="naive")

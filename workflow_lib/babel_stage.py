@@ -36,8 +36,9 @@ import numpy as np
 import torch
 
 from .data import SparseCellLoader, row_nnz
-from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_json
-from .models.babel import ARCHITECTURES, BabelAuthorsModel, BabelModel, rna_input_stats
+from .fileutils import InputFormatError, get_logger, timed, write_json
+from .models.babel import (ARCHITECTURE_CLASSES, ARCHITECTURES, BabelAuthorsModel, BabelModel, TrainedBabel,
+                           rna_input_stats)
 from .models.chromsplit import chrom_block_sizes
 from .predictions import (build_prediction_adatas, load_coassay, prediction_paths, rest_rows,
                           write_predictions)
@@ -45,7 +46,6 @@ from .train import FitConfig, fit, fit_summary, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
 TASK_SCORE = {"atac_to_rna": "atac_rna_nll", "rna_to_atac": "rna_atac_bce", "latent": "foscttm"}
-MODEL_CLASSES = {"authors": BabelAuthorsModel, "compact": BabelModel}
 RNA_INPUT_STATS = ("train", "all")
 
 
@@ -143,24 +143,7 @@ def build_model(rna_var, atac_var, n_latent: int, size_scale: float, architectur
         kwargs.update(sizes)
     else:  # compact: kwargs as before the option existed unless the sizes are changed
         kwargs.update({k: v for k, v in sizes.items() if v != _SIZE_DEFAULTS[k]})
-    return MODEL_CLASSES[architecture](**kwargs), kwargs
-
-
-def load_babel(point_dir, device="cpu") -> tuple[BabelModel | BabelAuthorsModel, dict]:
-    """Rebuild a trained grid point from ``config.json`` + ``model.pt`` (weights_only load)."""
-    point_dir = Path(point_dir)
-    cfg_path = point_dir / "config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputFormatError(cfg_path, f"invalid JSON ({e.msg})", line=e.lineno) from e
-    arch = cfg.get("architecture", "compact")
-    if arch not in MODEL_CLASSES:
-        raise InputFormatError(cfg_path, f"unknown architecture {arch!r}")
-    model = MODEL_CLASSES[arch](**cfg["kwargs"])
-    state = torch.load(point_dir / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.to(device).eval(), cfg
+    return ARCHITECTURE_CLASSES[architecture](**kwargs), kwargs
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,10 +220,9 @@ def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: 
         "fit": fit_summary(res) | {"history": res["history"]},
         "val_scores": scores,
     }
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(model_path) as tmp:
-        torch.save(state, tmp)
-    write_json(out, config_path)
+    if Path(model_path).name != "model.pt" or Path(config_path) != Path(model_path).with_name("config.json"):
+        raise ValueError(f"a BABEL grid point is <dir>/model.pt + <dir>/config.json, not {model_path}, {config_path}")
+    TrainedBabel(model, out, device).save(Path(model_path).parent)
     ckpt.unlink(missing_ok=True)
     return out
 
@@ -291,39 +273,6 @@ def select_babel(config_paths, out_path, log_path=None, logger: logging.Logger |
 # stage: predict
 
 
-@torch.no_grad()
-def predict_babel_arrays(model: BabelModel | BabelAuthorsModel, X_rna, Y_atac, rows, mean_atac_depth: float,
-                         batch_size: int = 256, device="cpu", tasks=TASKS) -> dict:
-    """Predictions of one model for ``rows``.
-
-    * atac_to_rna: decoded frequencies of the ATAC code (rows sum to 1): compact, the softmax;
-      authors, the decoded NB mean (size-normalised scale, what the authors' code outputs)
-      divided by its row sum.
-    * rna_to_atac: BABEL's decoded probabilities of the RNA code (X; BABEL learns depth only
-      implicitly); ``norm`` = the depth-normalised probabilities q solving
-      ``1 - (1 - q) ** d = p`` with the predicted depth factor ``d = sum(p) / mean train depth``
-      (the inverse of ``distributions.depth_scaled_prob``).
-    * latent: z_rna and z_atac.
-    """
-    def one(x, y):
-        out = {}
-        z_r, z_a = model.encode_rna(x), model.encode_atac(y)
-        if "atac_to_rna" in tasks:
-            out["a2r"] = model.rna_frequencies(z_a).cpu().numpy()
-        if "rna_to_atac" in tasks:
-            p = model.atac_probs(z_r).double().clamp(0.0, 1.0 - 1e-7)
-            d = (p.sum(dim=1, keepdim=True) / mean_atac_depth).clamp_min(1e-3)
-            q = -torch.expm1(torch.log1p(-p) / d)
-            out["r2a"] = p.float().cpu().numpy()
-            out["r2a_norm"] = q.clamp(0.0, 1.0).float().cpu().numpy()
-        out["z_r"] = z_r.cpu().numpy()
-        out["z_a"] = z_a.cpu().numpy()
-        return out
-
-    parts = _run(model, X_rna, Y_atac, rows, batch_size, device, one)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 def predict_babel(rna_path, atac_path, scenario: str, selected_path, grid_dir, outputs, threads: int = 1,
                   log_path=None, logger: logging.Logger | None = None) -> None:
     """Write BABEL's TEST-cell predictions, each task from its selected grid point.
@@ -336,22 +285,17 @@ def predict_babel(rna_path, atac_path, scenario: str, selected_path, grid_dir, o
     sel = json.loads(Path(selected_path).read_text())
     data = load_coassay(rna_path, atac_path, scenario)
     X, Y = data.rna_X, data.atac_X
-    results, points = {}, {}
-    for task in TASKS:
-        pt = sel["per_task"][task]["point"]
-        points[task] = pt
-        with timed(log, f"{task} from grid point {pt}"):
-            model, cfg = load_babel(Path(grid_dir) / pt, device)
-            results[task] = predict_babel_arrays(model, X, Y, data.test, cfg["mean_atac_depth_train"],
-                                                 device=device, tasks=(task,))
-            if task == "atac_to_rna":
-                rest = predict_babel_arrays(model, X, Y, rest_rows(data), cfg["mean_atac_depth_train"],
-                                            device=device, tasks=(task,))["a2r"]
-    r = results
-    latent = {"rna_query": r["latent"]["z_r"], "rna_reference": r["latent"]["z_r"],
-              "atac_query": r["latent"]["z_a"], "atac_reference": r["latent"]["z_a"]}
-    adatas = build_prediction_adatas(data, data.test, r["atac_to_rna"]["a2r"], r["rna_to_atac"]["r2a"],
-                                     r["rna_to_atac"]["r2a_norm"], latent, "babel", points=points,
-                                     rest_atac_to_rna=rest)
+    test, rest = data.test, rest_rows(data)
+    points = {task: sel["per_task"][task]["point"] for task in TASKS}
+    models = {task: TrainedBabel.load(Path(grid_dir) / pt, device) for task, pt in points.items()}
+    with timed(log, f"atac_to_rna from grid point {points['atac_to_rna']}"):
+        a2r = models["atac_to_rna"].predict_rna(Y[test])
+        a2r_rest = models["atac_to_rna"].predict_rna(Y[rest])
+    with timed(log, f"rna_to_atac from grid point {points['rna_to_atac']}"):
+        r2a, r2a_norm, _ = models["rna_to_atac"].predict_atac(X[test])
+    with timed(log, f"latent from grid point {points['latent']}"):
+        latent = models["latent"].align(X[test], None, Y[test], None)
+    adatas = build_prediction_adatas(data, test, a2r, r2a, r2a_norm, latent, "babel", points=points,
+                                     rest_atac_to_rna=a2r_rest)
     with timed(log, "write predictions"):
         write_predictions(adatas, prediction_paths(outputs))

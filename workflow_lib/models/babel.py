@@ -323,3 +323,111 @@ def rna_input_stats(X, rows=None, clip_percent: float = 0.5) -> dict:
     if clip[0] == clip[1] == 0:  # as the authors: no clip when both ends are 0
         clip = [-np.inf, np.inf]
     return {"size_scale": size_scale, "mean": mean, "std": std, "clip": clip}
+
+
+ARCHITECTURE_CLASSES = {"authors": BabelAuthorsModel, "compact": BabelModel}
+PREDICT_BATCH = 256  # cells per forward pass at inference
+
+
+class TrainedBabel:
+    """A trained BABEL grid point with the shape of
+    :class:`workflow_lib.models.polarbear.PolarbearModel`: ``encode``, ``translate``, ``decode``,
+    ``predict_rna``, ``predict_atac``, ``align``, ``save``/``load``.
+
+    BABEL has one latent space shared by both modalities, so ``translate`` is the identity and the
+    batch arguments (BABEL has no batch covariate) are accepted and ignored. ``predict_atac``
+    returns BABEL's decoded probabilities p (it learns depth only implicitly), the depth-normalised
+    probabilities q solving ``1 - (1 - q) ** d = p`` and the depth factor
+    ``d = sum(p) / mean training depth`` (the inverse of ``distributions.depth_scaled_prob``).
+    Files of a grid point: ``model.pt`` (state_dict, ``weights_only`` load) and ``config.json``.
+    """
+
+    def __init__(self, module: nn.Module, config: dict, device=None):
+        from ..train import get_device
+
+        self.device = torch.device(device) if device is not None else get_device()
+        self.module = module.to(self.device).eval()
+        self.config = dict(config)
+        self.mean_atac_depth = float(self.config["mean_atac_depth_train"])
+
+    @classmethod
+    def load(cls, point_dir, device=None) -> "TrainedBabel":
+        """Rebuild a grid point from ``config.json`` + ``model.pt``; a config.json without
+        ``architecture`` (written before the option existed) is a compact model."""
+        import json
+        from pathlib import Path
+
+        from ..fileutils import InputFormatError
+
+        point_dir = Path(point_dir)
+        cfg_path = point_dir / "config.json"
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputFormatError(cfg_path, f"invalid JSON ({e.msg})", line=e.lineno) from e
+        arch = cfg.get("architecture", "compact")
+        if arch not in ARCHITECTURE_CLASSES:
+            raise InputFormatError(cfg_path, f"unknown architecture {arch!r}")
+        module = ARCHITECTURE_CLASSES[arch](**cfg["kwargs"])
+        module.load_state_dict(torch.load(point_dir / "model.pt", map_location="cpu", weights_only=True))
+        return cls(module, cfg, device)
+
+    def save(self, point_dir) -> None:
+        """Write ``model.pt`` (atomic) and ``config.json``."""
+        from pathlib import Path
+
+        from ..fileutils import atomic_path, write_json
+
+        point_dir = Path(point_dir)
+        state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+        with atomic_path(point_dir / "model.pt") as tmp:
+            torch.save(state, tmp)
+        write_json(self.config, point_dir / "config.json")
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def _blocks(self, X, binarize: bool, fn) -> list:
+        from ..data import SparseCellLoader
+
+        loader = SparseCellLoader(X, np.arange(X.shape[0]), PREDICT_BATCH, False, 0, device=self.device,
+                                  binarize=binarize)
+        return [fn(b["x"]) for b in loader]
+
+    def encode(self, modality: str, X, onehot=None) -> np.ndarray:
+        """Latent codes (eval mode) of every row of ``X`` (RNA counts or ATAC, binarised here)."""
+        enc = {"rna": self.module.encode_rna, "atac": self.module.encode_atac}[modality]
+        parts = self._blocks(X, modality == "atac", lambda x: enc(x).cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, self.module.n_latent), np.float32)
+
+    def translate(self, source: str, z: np.ndarray) -> np.ndarray:
+        """BABEL's latent space is shared: codes need no translation."""
+        return np.asarray(z, dtype=np.float32)
+
+    @torch.no_grad()
+    def _decode_rna(self, z: torch.Tensor) -> np.ndarray:
+        return self.module.rna_frequencies(z).cpu().numpy()
+
+    @torch.no_grad()
+    def _decode_atac(self, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = self.module.atac_probs(z).double().clamp(0.0, 1.0 - 1e-7)
+        d = (p.sum(dim=1, keepdim=True) / self.mean_atac_depth).clamp_min(1e-3)
+        q = -torch.expm1(torch.log1p(-p) / d)
+        return (p.float().cpu().numpy(), q.clamp(0.0, 1.0).float().cpu().numpy(),
+                d.ravel().float().cpu().numpy())
+
+    def predict_rna(self, X_atac, onehot_atac=None, onehot_rna_target=None) -> np.ndarray:
+        """ATAC -> RNA: decoded expression frequencies (rows sum to 1)."""
+        parts = self._blocks(X_atac, True, lambda y: self._decode_rna(self.module.encode_atac(y)))
+        return np.concatenate(parts) if parts else np.zeros((0, self.module.n_genes), np.float32)
+
+    def predict_atac(self, X_rna, onehot_rna=None, onehot_atac_target=None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RNA -> ATAC: (probabilities p, depth-normalised probabilities q, depth factor d)."""
+        parts = self._blocks(X_rna, False, lambda x: self._decode_atac(self.module.encode_rna(x)))
+        return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+
+    def align(self, X_rna, onehot_rna, X_atac, onehot_atac) -> dict[str, np.ndarray]:
+        """The latent arrays of the prediction contract (both queries live in the shared space)."""
+        z_r, z_a = self.encode("rna", X_rna), self.encode("atac", X_atac)
+        return {"rna_query": z_r, "rna_reference": z_r, "atac_query": z_a, "atac_reference": z_a}
