@@ -12,7 +12,7 @@ BASELINE_THREADS = 1 if DEMO else 4
 
 
 wildcard_constraints:
-    point=r"latent\d+_weight[0-9.]+(e[-+]?\d+)?",
+    point=point_regex("latent", "weight"),
     seedtag=SEED_TAG_REGEX,
 
 

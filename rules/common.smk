@@ -1,7 +1,6 @@
 # Shared helpers for all rule files (paths, grids, resources), included first by the Snakefile.
-import itertools
-
 from workflow_lib.babel_settings import babel_settings
+from workflow_lib.grid import grid_points, parse_point, point_regex
 from workflow_lib.seeds import SEED_TAG_REGEX, base_method, check_seeds, method_run_names, parse_run_name
 from workflow_lib.settings import deep_merge, polarbear_settings
 from workflow_lib.sources import check_atac_downloads
@@ -97,30 +96,14 @@ def run_constraint(methods):
     return f"(?:{alternatives}){SEED_TAG_REGEX}"
 
 
-def _fmt(x):
-    return f"{x:g}"
-
-
 def polarbear_grid():
     """Grid point names, e.g. latent10_beta0.5 (demo_grid for source=demo)."""
-    g = PB_SETTINGS["grid"]
-    return [f"latent{l}_beta{_fmt(b)}" for l, b in itertools.product(g["latent"], g["beta"])]
+    return grid_points(PB_SETTINGS["grid"])
 
 
 def babel_grid():
     """Grid point names, e.g. latent16_weight1.33 (demo_grid for source=demo)."""
-    g = BABEL_SETTINGS["grid"]
-    return [f"latent{l}_weight{_fmt(w)}" for l, w in itertools.product(g["latent"], g["weight"])]
-
-
-def parse_point(name):
-    """'latent10_beta0.5' -> {'latent': 10, 'beta': 0.5}."""
-    out = {}
-    for part in name.split("_"):
-        key = part.rstrip("0123456789.e-+")
-        val = part[len(key):]
-        out[key] = int(val) if key == "latent" else float(val)
-    return out
+    return grid_points(BABEL_SETTINGS["grid"])
 
 
 SPLIT_SETTINGS = deep_merge(config["splits"], config["splits"].get("demo") if DEMO else None)  # demo overlay

@@ -34,7 +34,7 @@ rule pretrain_vae:
     wildcard_constraints:
         method=PB_RUN_REGEX,
         modality="rna|atac",
-        pbpoint=r"latent\d+_beta[0-9.]+(e[-+]?\d+)?",
+        pbpoint=point_regex("latent", "beta"),
     log:
         f"{R}/logs/pretrain_vae/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}_{{modality}}.log",
     benchmark:
@@ -69,7 +69,7 @@ rule train_translators:
         seed=lambda wc: run_seed(wc.method),
     wildcard_constraints:
         method=PB_RUN_REGEX,
-        pbpoint=r"latent\d+_beta[0-9.]+(e[-+]?\d+)?",
+        pbpoint=point_regex("latent", "beta"),
     log:
         f"{R}/logs/train_translators/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}.log",
     benchmark:

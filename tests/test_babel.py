@@ -11,7 +11,7 @@ import torch
 from synthetic_coassay import make_coassay, write_coassay
 from workflow_lib.predictions import PREDICTION_NAMES
 from workflow_lib.babel_settings import babel_settings
-from workflow_lib.babel_stage import (TASKS, PairedLoader, foscttm, predict_babel, select_babel,
+from workflow_lib.babel_stage import (TASKS, PairedLoader, predict_babel, select_babel,
                                       train_babel_point)
 from workflow_lib.fileutils import InputFormatError
 from workflow_lib.models.babel import BabelAuthorsModel, BabelModel, ChromPReLU, TrainedBabel, rna_input_stats
@@ -89,13 +89,6 @@ def test_tiny_overfit_loss_drops_strongly(cls):
     with torch.no_grad():
         m.train()  # (BatchNorm: the batch statistics this was fitted with)
         assert float(m.path_losses(x, y)["rna_atac"].mean()) < 0.4
-
-
-def test_foscttm():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(50, 4))
-    assert foscttm(a, a) == 0.0
-    assert 0.35 < foscttm(a, rng.normal(size=(50, 4))) < 0.65
 
 
 @pytest.fixture(scope="module")

@@ -316,3 +316,14 @@ def test_clean_size_factors_replaces_non_positive_values():
     assert (out > 0).all()
     np.testing.assert_array_equal(np.delete(out, [3, 7]), np.delete(sf_bad, [3, 7]))
     np.testing.assert_allclose(out[[3, 7]], sf[[3, 7]], rtol=0.2)
+
+
+def test_foscttm_both_directions_mean():
+    """BABEL's validation score: 0 for identical codes, about 0.5 for unrelated ones, and the mean
+    of the two per-query FOSCTTM vectors."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    assert M.foscttm_both(a, a) == 0.0
+    assert 0.35 < M.foscttm_both(a, b) < 0.65
+    assert M.foscttm_both(a, b) == pytest.approx((M.foscttm(a, b).mean() + M.foscttm(b, a).mean()) / 2)
+    assert np.isnan(M.foscttm_both(a[:1], b[:1]))

@@ -67,12 +67,6 @@ def data(tmp_path_factory):
     return make_processed(tmp_path_factory.mktemp("processed"))
 
 
-def test_parse_point():
-    assert pb.parse_point("latent10_beta0.5") == {"latent": 10, "beta": 0.5}
-    with pytest.raises(ValueError):
-        pb.parse_point("latent_beta")
-
-
 @pytest.mark.parametrize("method", ["polarbear", "polarbear_coassay"])
 def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     scenario = "random"

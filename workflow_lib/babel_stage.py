@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import SparseCellLoader, row_nnz
+from .data import SparseCellLoader
+from .sparse import row_nnz
 from .fileutils import InputFormatError, get_logger, timed, write_json
+from .metrics import foscttm_both
 from .models.babel import (ARCHITECTURE_CLASSES, ARCHITECTURES, BabelAuthorsModel, BabelModel, TrainedBabel,
                            rna_input_stats)
 from .models.chromsplit import chrom_block_sizes
@@ -84,24 +86,6 @@ class PairedLoader:
             yield batch
 
 
-def foscttm(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean FOSCTTM of matched rows of ``a`` and ``b`` (Euclidean), averaged over both directions."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    d = _sqdist(a, b)
-    true = np.diag(d)
-    n = len(a)
-    if n < 2:
-        return float("nan")
-    f_ab = ((d < true[:, None]).sum(1)) / (n - 1)
-    f_ba = ((d < true[None, :]).sum(0)) / (n - 1)
-    return float((f_ab.mean() + f_ba.mean()) / 2)
-
-
-def _sqdist(a, b):
-    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0.0)
-
-
 @torch.no_grad()
 def _run(model, X_rna, Y_atac, rows, batch_size, device, fn) -> list:
     model.eval()
@@ -122,7 +106,7 @@ def validation_scores(model, X_rna, Y_atac, rows, batch_size=256, device="cpu") 
     return {
         "rna_rna_nll": sums["rna_rna"], "atac_rna_nll": sums["atac_rna"],
         "atac_atac_bce": sums["atac_atac"], "rna_atac_bce": sums["rna_atac"],
-        "foscttm": foscttm(z_r, z_a), "n_cells": n,
+        "foscttm": foscttm_both(z_r, z_a), "n_cells": n,
     }
 
 

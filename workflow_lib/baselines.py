@@ -42,7 +42,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
+from .depth_regressor import fit_depth_ridge, predict_log_depth
 from .fileutils import get_logger, timed
+from .sparse import row_scale, row_sums
 from .predictions import (build_prediction_adatas, load_coassay, prediction_paths, rest_rows,
                           write_predictions)
 
@@ -53,15 +55,6 @@ CHUNK = 2048  # test cells per block when back-projecting to all features
 # small sparse helpers
 
 
-def _row_scale(X: sp.csr_matrix, s: np.ndarray) -> sp.csr_matrix:
-    """Multiply row i of a CSR matrix by s[i] (no densification)."""
-    return sp.diags(np.asarray(s, dtype=np.float64)).dot(X).tocsr()
-
-
-def row_sums(X) -> np.ndarray:
-    return np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-
-
 def _n_comp(n: int, X_shape) -> int:
     """Clamp a requested number of components to what ARPACK/SVD can give."""
     return int(max(1, min(n, X_shape[0] - 1, X_shape[1] - 1)))
@@ -69,7 +62,7 @@ def _n_comp(n: int, X_shape) -> int:
 
 def rna_frequencies(X: sp.csr_matrix) -> sp.csr_matrix:
     lib = np.maximum(row_sums(X), 1.0)
-    return _row_scale(X, 1.0 / lib)
+    return row_scale(X, 1.0 / lib)
 
 
 def normalize_rows(P: np.ndarray) -> np.ndarray:
@@ -101,7 +94,7 @@ class RnaPCA:
         self.seed = seed
 
     def _lognorm_counts(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        Xn = _row_scale(X, self.target_sum / np.maximum(row_sums(X), 1.0))
+        Xn = row_scale(X, self.target_sum / np.maximum(row_sums(X), 1.0))
         Xn.data = np.log1p(Xn.data)
         return Xn
 
@@ -139,7 +132,7 @@ class AtacLSI:
 
     def _tfidf(self, Y):
         if sp.issparse(Y):
-            T = _row_scale(Y.tocsr(), 1.0 / np.maximum(row_sums(Y), 1e-12))
+            T = row_scale(Y.tocsr(), 1.0 / np.maximum(row_sums(Y), 1e-12))
             T = (T @ sp.diags(self.idf * self.scale)).tocsr()
             T.data = np.log1p(T.data)
             return T
@@ -173,7 +166,7 @@ class AtacDepth:
         return np.maximum(row_sums(Y), 1.0) / self.mean_depth
 
     def normalised(self, Y: sp.csr_matrix) -> sp.csr_matrix:
-        return _row_scale(Y, 1.0 / self.factor(Y))
+        return row_scale(Y, 1.0 / self.factor(Y))
 
 
 class AtacDepthModel:
@@ -189,14 +182,11 @@ class AtacDepthModel:
         return np.column_stack([lib, ngenes, rna_pcs]).astype(np.float64)
 
     def fit(self, X_rna, rna_pcs, depth_factor) -> "AtacDepthModel":
-        F = self.features(X_rna, rna_pcs)
-        self.mu, self.sd = F.mean(0), F.std(0) + 1e-8
-        self.model = RidgeCV(alphas=self.alphas).fit((F - self.mu) / self.sd, np.log(depth_factor))
+        self.tensors = fit_depth_ridge(self.features(X_rna, rna_pcs), np.log(depth_factor), self.alphas, std_eps=1e-8)
         return self
 
     def predict(self, X_rna, rna_pcs) -> np.ndarray:
-        F = (self.features(X_rna, rna_pcs) - self.mu) / self.sd
-        return np.exp(self.model.predict(F))
+        return np.exp(predict_log_depth(self.tensors, self.features(X_rna, rna_pcs)))
 
 
 class AtacPCA:

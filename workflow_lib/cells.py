@@ -70,13 +70,6 @@ def filter_min_features(adata: ad.AnnData, min_features: int) -> tuple[ad.AnnDat
     return adata[keep].copy(), int((~keep).sum())
 
 
-def binarize(X: sp.spmatrix) -> sp.csr_matrix:
-    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
-    X.eliminate_zeros()
-    X.data[:] = 1.0
-    return X
-
-
 def exp_mask(X: sp.spmatrix, min_frac: float) -> np.ndarray:
     """Variant 'exp': features non-zero in at least ``min_frac`` of the cells."""
     return cells_per_feature(X) >= min_frac * X.shape[0]

@@ -39,6 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
+from .grid import grid_points
 from .settings import DEFAULTS, deep_merge
 from .model_dir import DEFAULT_MAX_MISSING_FRAC, FeatureMatch, looks_like_counts, match_features, read_card
 from .models.polarbear import PolarbearModel
@@ -448,7 +449,7 @@ def train_model(coassay_rna, coassay_atac, out_dir, *, single_rna=None, single_a
     mdir = workdir / method
     mdir.mkdir(parents=True, exist_ok=True)
     coassay_rna, coassay_atac = _with_split(coassay_rna, coassay_atac, scenario, seed, workdir, log)
-    points = [f"latent{l}_beta{b:g}" for l in latents for b in betas]
+    points = grid_points({"latent": latents, "beta": betas})
     log.info("training %s on %d grid point(s): %s", method, len(points), points)
     score_files = {}
     for point in points:

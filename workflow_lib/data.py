@@ -10,6 +10,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .sparse import as_csr
+
 
 def batch_onehot(batch: pd.Series) -> np.ndarray:
     """One-hot encoding (n, n_categories) float32 of a categorical series, in category order."""
@@ -20,29 +22,6 @@ def batch_onehot(batch: pd.Series) -> np.ndarray:
     out = np.zeros((codes.size, len(cat.cat.categories)), dtype=np.float32)
     out[np.arange(codes.size), codes] = 1.0
     return out
-
-
-def as_csr(X) -> sp.csr_matrix:
-    """X as float32 CSR (no densification)."""
-    if sp.issparse(X):
-        X = X.tocsr()
-    else:
-        X = sp.csr_matrix(np.asarray(X))
-    if X.dtype != np.float32:
-        X = X.astype(np.float32)
-    return X
-
-
-def row_sums(X) -> np.ndarray:
-    """Per-row sum of a sparse or dense matrix as float64 1-D array."""
-    return np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-
-
-def row_nnz(X) -> np.ndarray:
-    """Per-row number of non-zero entries (ATAC depth of a binarised matrix)."""
-    X = as_csr(X)
-    X.eliminate_zeros()
-    return np.diff(X.indptr).astype(np.float64)
 
 
 class SparseCellLoader:

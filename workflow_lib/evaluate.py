@@ -76,7 +76,7 @@ import pandas as pd
 import scipy.sparse as sp
 from . import de as de_mod
 from . import metrics as M
-from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_tsv
+from .fileutils import InputFormatError, as_bool, atomic_path, get_logger, timed, write_tsv
 from .normalize import log_normalize, normalize_counts, pooled_size_factors, scran_size_factors
 from .predictions import load_coassay
 from .seeds import base_method, is_first_seed, seed_summary
@@ -328,19 +328,13 @@ def _read_table(path) -> pd.DataFrame:
         raise InputFormatError(path, f"not a readable TSV ({e})") from e
 
 
-def _as_bool(s: pd.Series) -> pd.Series:
-    if s.dtype == bool:
-        return s
-    return s.astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
-
-
 def _metric_series(df: pd.DataFrame, col, key, subset, path) -> pd.Series:
     keys = [key] if isinstance(key, str) else list(key)
     miss = [c for c in [col, *keys] + ([subset] if subset else []) if c not in df.columns]
     if miss:
         raise InputFormatError(path, f"missing column(s) {miss}", line=1)
     if subset:
-        df = df[_as_bool(df[subset])]
+        df = df[as_bool(df[subset])]
     idx = pd.MultiIndex.from_frame(df[keys].astype(str)) if len(keys) > 1 else df[keys[0]].astype(str)
     return pd.Series(pd.to_numeric(df[col], errors="coerce").to_numpy(), index=idx)
 

@@ -144,6 +144,18 @@ def write_h5ad(adata, path) -> None:
         adata.write_h5ad(tmp)
 
 
+def as_bool(values):
+    """Coerce a 0/1, True/False or 'True'/'False' column (pandas Series) to bool (NaN -> False)."""
+    import pandas as pd
+
+    if values.dtype == bool:
+        return values
+    if pd.api.types.is_numeric_dtype(values):
+        return values.fillna(0).astype(float) != 0
+    s = values.astype(str).str.strip().str.lower()
+    return s.isin(("true", "1", "yes", "t", "1.0"))
+
+
 def write_tsv(df, path, index: bool = False) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index)

@@ -205,6 +205,14 @@ def foscttm(query, reference, mem_bytes: int = DEFAULT_MEM_BYTES) -> np.ndarray:
     return out
 
 
+def foscttm_both(a, b, mem_bytes: int = DEFAULT_MEM_BYTES) -> float:
+    """Mean FOSCTTM of matched rows of ``a`` and ``b``, averaged over both query directions (NaN
+    for fewer than 2 rows): BABEL's validation score of its shared latent space."""
+    if len(a) < 2:
+        return float("nan")
+    return float((foscttm(a, b, mem_bytes).mean() + foscttm(b, a, mem_bytes).mean()) / 2)
+
+
 def _frac_closer(D: np.ndarray, offset: int) -> np.ndarray:
     b, n = D.shape
     rows = np.arange(b)

@@ -48,14 +48,12 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .sparse import row_sums
+
 _log = logging.getLogger("polarbear")
 
 DEFAULT_POOL_SIZES = (21, 41, 61, 81, 101)
 _IDENTITY_WEIGHT = np.sqrt(1e-6)
-
-
-def _row_sums(X) -> np.ndarray:
-    return np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
 
 
 def ring_order(libsizes: np.ndarray) -> np.ndarray:
@@ -97,7 +95,7 @@ def _pool_medians(A: sp.csr_matrix, Z: sp.csr_matrix, u: np.ndarray, max_elems: 
 def _solve_cluster(X: sp.csr_matrix, pool_sizes, min_mean: float, max_elems: int):
     """Size factors (arbitrary scale) of one cluster with positive library sizes; or None."""
     n = X.shape[0]
-    lib = _row_sums(X)
+    lib = row_sums(X)
     t = lib / lib.mean()
     sizes = [int(s) for s in pool_sizes if s <= n]
     if not sizes:
@@ -151,7 +149,7 @@ def pooled_size_factors(X, clusters=None, pool_sizes=DEFAULT_POOL_SIZES, min_mea
     logger = logger or _log
     X = sp.csr_matrix(X, dtype=np.float64)
     n = X.shape[0]
-    lib = _row_sums(X)
+    lib = row_sums(X)
     labels = np.zeros(n, dtype=np.int64) if clusters is None else np.asarray(clusters)
     sf = np.full(n, np.nan)
     ok = lib > 0
@@ -316,7 +314,7 @@ def _scran_cluster(X: sp.csr_matrix, sizes, min_mean: float, max_elems: int, log
     Returns (normalisation factors on scran's scale, the group's average pseudo-cell over all
     genes, number of cleaned factors)."""
     n = X.shape[0]
-    lib = _row_sums(X)
+    lib = row_sums(X)
     Z = sp.csr_matrix(sp.diags(1.0 / lib) @ X)             # x / library size
     ave = np.asarray(Z.mean(axis=0)).ravel() * lib.mean()  # = calculateAverage()
     keep = ave >= min_mean
@@ -356,7 +354,7 @@ def scran_size_factors(X, clusters=None, pool_sizes=SCRAN_POOL_SIZES,
     logger = logger or _log
     X = sp.csr_matrix(X, dtype=np.float64)
     n = X.shape[0]
-    lib = _row_sums(X)
+    lib = row_sums(X)
     ok = lib > 0
     sf = np.full(n, np.nan)
     if min_mean is None:

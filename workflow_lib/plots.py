@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
 
-from workflow_lib.fileutils import InputFormatError, atomic_path, get_logger, timed  # noqa: E402
+from workflow_lib.fileutils import InputFormatError, as_bool, atomic_path, get_logger, timed  # noqa: E402
 from workflow_lib.metrics import paper_marker_set, ranksum_pvalue, signedrank_pvalue  # noqa: E402
 from workflow_lib.seeds import base_method, is_first_seed, mean_ci95  # noqa: E402
 
@@ -139,16 +139,6 @@ def ordered_methods(methods: Iterable[str]) -> list[str]:
     methods = list(dict.fromkeys(methods))
     known = [m for m in METHOD_ORDER if m in methods]
     return known + sorted(m for m in methods if m not in METHOD_ORDER)
-
-
-def as_bool(values: pd.Series) -> pd.Series:
-    """Coerce a 0/1, True/False or 'True'/'False' column to bool (NaN -> False)."""
-    if values.dtype == bool:
-        return values
-    if pd.api.types.is_numeric_dtype(values):
-        return values.fillna(0).astype(float) != 0
-    s = values.astype(str).str.strip().str.lower()
-    return s.isin(("true", "1", "yes", "t", "1.0"))
 
 
 def format_p(p: float) -> str:

@@ -36,8 +36,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from .data import SparseCellLoader, as_csr, batch_onehot
+from .data import SparseCellLoader, batch_onehot
+from .sparse import as_csr, binarize
 from .fileutils import InputFormatError, timed, write_json
+from .grid import parse_point
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_pairs, latent_posteriors, load_checked_vae
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
@@ -48,18 +50,6 @@ from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
 TRANSLATOR_INPUTS = ("sample", "mean")
-
-
-def parse_point(name: str) -> dict:
-    """'latent10_beta0.5' -> {'latent': 10, 'beta': 0.5} (same rule as rules/common.smk)."""
-    out = {}
-    for part in name.split("_"):
-        key = part.rstrip("0123456789.e-+")
-        val = part[len(key):]
-        if not key or not val:
-            raise ValueError(f"bad grid point name {name!r}")
-        out[key] = int(val) if key == "latent" else float(val)
-    return out
 
 
 def _log(logger):
@@ -82,13 +72,6 @@ def _split(co: ad.AnnData, scenario: str, path) -> pd.Series:
     if col not in co.obs:
         raise InputFormatError(path, f"obs has no {col!r} column")
     return co.obs[col].astype(str)
-
-
-def _binarize(X: sp.csr_matrix) -> sp.csr_matrix:
-    X = X.copy()
-    X.eliminate_zeros()
-    X.data[:] = 1.0
-    return X
 
 
 def vae_loss_fn(beta: float, warmup_epochs: int, start_epochs: int = 0):
@@ -148,7 +131,7 @@ def _training_matrix(modality, coassay_path, single_path, scenario, method):
     if train.size == 0 or val.size == 0:
         raise InputFormatError(coassay_path, f"scenario {scenario!r} has no train or no val cells")
     if modality == "atac":
-        X = _binarize(X)
+        X = binarize(X)
     return co, X, batch_onehot(pd.Series(batch)), train, val
 
 
@@ -243,7 +226,7 @@ def read_coassay(coassay_rna, coassay_atac, scenario: str) -> CoassayData:
     for a, path in ((data.rna, coassay_rna), (data.atac, coassay_atac)):
         if "batch" not in a.obs:
             raise InputFormatError(path, "obs has no 'batch' column")
-    data.atac.X = _binarize(data.atac.X)
+    data.atac.X = binarize(data.atac.X)
     return data
 
 

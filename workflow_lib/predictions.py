@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .sparse import as_csr
 from .fileutils import InputFormatError, write_h5ad
 
 LATENT_KEYS = ("rna_query", "atac_reference", "atac_query", "rna_reference")
@@ -45,16 +46,6 @@ class CoassayData:
         return self.atac.X
 
 
-def _as_csr(X, path) -> sp.csr_matrix:
-    if sp.issparse(X):
-        X = X.tocsr()
-    elif isinstance(X, np.ndarray):
-        X = sp.csr_matrix(X)
-    else:
-        raise InputFormatError(path, f"X has unsupported type {type(X)!r}")
-    return X.astype(np.float32)
-
-
 def load_coassay(rna_path, atac_path, scenario: str) -> CoassayData:
     """Read processed co-assay RNA/ATAC files and the ``split_<scenario>`` indices.
 
@@ -62,8 +53,8 @@ def load_coassay(rna_path, atac_path, scenario: str) -> CoassayData:
     """
     rna = ad.read_h5ad(rna_path)
     atac = ad.read_h5ad(atac_path)
-    rna.X = _as_csr(rna.X, rna_path)
-    atac.X = _as_csr(atac.X, atac_path)
+    rna.X = as_csr(rna.X)
+    atac.X = as_csr(atac.X)
     if not np.array_equal(rna.obs_names.values, atac.obs_names.values):
         raise InputFormatError(atac_path, f"obs_names differ from those of {rna_path}")
     col = f"split_{scenario}"

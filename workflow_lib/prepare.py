@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from . import annotation, cells, genome, io, splits
 from . import snap as io_snap
+from .sparse import binarize
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
 
 RNA_KINDS = ("coassay_rna", "single_rna")
@@ -319,7 +320,7 @@ def build_processed_full(coassay_rna, coassay_atac, single_rna: str, single_atac
         raise ValueError(f"reference peaks missing from the co-assay ATAC: {list(ref.index[idx.isna().to_numpy()][:3])}")
     atac = atac_all[:, idx.to_numpy().astype(np.int64)].copy()
     del atac_all
-    atac.X = cells.binarize(atac.X)
+    atac.X = binarize(atac.X)
     atac.var = ref[["chrom", "start", "end"]].copy()
     if not rna.obs_names.equals(atac.obs_names):
         atac = atac[rna.obs_names].copy()

@@ -32,7 +32,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data import SparseCellLoader, as_csr
+from ..data import SparseCellLoader
+from ..sparse import as_csr
+from ..depth_regressor import fit_depth_ridge, predict_log_depth
 from .translator import LatentTranslator
 from .vae import ATACVAE, RNAVAE, features_digest, load_vae
 
@@ -83,36 +85,6 @@ def load_checked_vae(path, modality: str, var_names: Sequence[str], batches: Seq
     if list(batches) != list(cfg["batch_categories"]):
         raise ValueError(f"{path}: batch categories {list(batches)} differ from the VAE's {cfg['batch_categories']}")
     return vae
-
-
-# ----------------------------------------------------------------------------- depth regressor
-
-
-def fit_depth_ridge(features_train, log_depth_train, alphas) -> dict[str, torch.Tensor]:
-    """RidgeCV (efficient LOO-CV over ``alphas``) on standardised features, as float64 tensors."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    pipe = make_pipeline(StandardScaler(), RidgeCV(alphas=list(alphas)))
-    pipe.fit(features_train, log_depth_train)
-    scaler, ridge = pipe[0], pipe[-1]
-    return {
-        "mean": torch.as_tensor(np.asarray(scaler.mean_, dtype=np.float64)),
-        "scale": torch.as_tensor(np.asarray(scaler.scale_, dtype=np.float64)),
-        "coef": torch.as_tensor(np.asarray(ridge.coef_, dtype=np.float64).ravel()),
-        "intercept": torch.as_tensor(np.asarray(ridge.intercept_, dtype=np.float64).reshape(())),
-        "alpha": torch.as_tensor(np.asarray(ridge.alpha_, dtype=np.float64).reshape(())),
-    }
-
-
-def predict_log_depth(tensors: Mapping[str, torch.Tensor], features: np.ndarray) -> np.ndarray:
-    """Apply a depth regressor: standardise, then linear, in float64 (the operations and order of
-    sklearn's StandardScaler.transform + Ridge.predict, so the values are the same)."""
-    X = np.array(features, dtype=np.float64)
-    X -= tensors["mean"].numpy()
-    X /= tensors["scale"].numpy()
-    return X @ tensors["coef"].numpy() + float(tensors["intercept"])
 
 
 # ----------------------------------------------------------------------------- the model

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..data import row_nnz, row_sums
+from ..sparse import row_nnz, row_sums
 from ..fileutils import atomic_path, write_json
 from .chromsplit import BlockLayerNorm, ChromSplitLinear, proportional_sizes
 from .distributions import (DEPTH_MODELS, bernoulli_depth_log_prob_logits, bernoulli_linear_depth_log_prob_logits,
