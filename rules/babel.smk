@@ -2,15 +2,6 @@
 # simple baselines (knn, ridge). BABEL and the baselines are trained on the co-assay TRAIN cells
 # of a scenario only; BABEL uses the VAL cells for early stopping and model selection.
 
-# {seedtag} is empty for the first seed of `seeds` (today's paths) and ~s<seed> for the others
-# (run babel~s1, workflow_lib/seeds.py)
-BABEL_DIR = f"{R}/models/{{variant}}/{{scenario}}/babel{{seedtag}}"
-# Torch intra-op threads: the demo networks are tiny, and several threads on a small/busy machine
-# are much slower than one (measured 20x on a 2-core runner); real-scale training uses more.
-BABEL_THREADS = 1 if DEMO else 8
-BASELINE_THREADS = 1 if DEMO else 4
-
-
 wildcard_constraints:
     point=point_regex("latent", "weight"),
     seedtag=SEED_TAG_REGEX,
@@ -29,16 +20,14 @@ rule train_babel:
         fit=babel_fit_params(),
         architecture=BABEL_SETTINGS["architecture"],
         model=BABEL_SETTINGS["model"],
-        grid=lambda wc: parse_point(wc.point),
-        seed=lambda wc: run_seed(f"babel{wc.seedtag}"),
+        grid=babel_point_params,
+        seed=babel_seed,
     log:
         f"{R}/logs/train_babel/{{variant}}/{{scenario}}/{{point}}{{seedtag}}.log",
     benchmark:
         f"{R}/benchmarks/train_babel/{{variant}}/{{scenario}}/{{point}}{{seedtag}}.tsv"
-    threads: BABEL_THREADS
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+        **rule_resources("train"),
     conda:
         "../envs/torch.yaml"
     script:
@@ -55,10 +44,8 @@ rule select_babel:
         f"{R}/logs/select_babel/{{variant}}/{{scenario}}{{seedtag}}.log",
     benchmark:
         f"{R}/benchmarks/select_babel/{{variant}}/{{scenario}}{{seedtag}}.tsv"
-    threads: 1
     resources:
-        mem_mb=RES["default"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("default"),
     conda:
         "../envs/torch.yaml"
     script:
@@ -75,69 +62,37 @@ rule predict_babel:
     output:
         predictions("{variant}", "{scenario}", "babel{seedtag}"),
     params:
-        grid_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/babel{wc.seedtag}/grid",
+        grid_dir=babel_grid_dir,
     log:
         f"{R}/logs/predict_babel/{{variant}}/{{scenario}}{{seedtag}}.log",
     benchmark:
         f"{R}/benchmarks/predict_babel/{{variant}}/{{scenario}}{{seedtag}}.tsv"
-    threads: BABEL_THREADS
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("train", runtime_of="default"),
     conda:
         "../envs/torch.yaml"
     script:
         "../scripts/babel_predict.py"
 
 
-# knn/ridge settings + the RidgeCV alphas of the ATAC depth regressor (paper Section 2.4)
-BASELINE_PARAMS = {
-    **config["baselines"],
-    "seed": SEEDS[0],   # deterministic methods: one run, with the first seed
-    "depth_alphas": config["polarbear"]["ridge_alphas"],
-}
-
-
-rule predict_knn:
-    """Seurat-style kNN translation baseline (fit on TRAIN cells, predict TEST cells)."""
+rule predict_baseline:
+    """knn (Seurat-style kNN translation) or ridge (ridge regression between PCA/LSI components):
+    fit on the TRAIN cells, predict the TEST cells."""
     input:
         rna=processed("{variant}", "coassay_rna"),
         atac=processed("{variant}", "coassay_atac"),
     output:
-        predictions("{variant}", "{scenario}", "knn"),
+        predictions("{variant}", "{scenario}", "{baseline}"),
     params:
-        baseline={**BASELINE_PARAMS, "method": "knn"},
+        baseline=baseline_params,
+    wildcard_constraints:
+        baseline="|".join(BASELINES),
     log:
-        f"{R}/logs/predict_knn/{{variant}}/{{scenario}}.log",
+        log_path("predict_baseline", "{baseline}/{variant}/{scenario}"),
     benchmark:
-        f"{R}/benchmarks/predict_knn/{{variant}}/{{scenario}}.tsv"
-    threads: BASELINE_THREADS
+        bench_path("predict_baseline", "{baseline}/{variant}/{scenario}")
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
-    conda:
-        "../envs/baselines.yaml"
-    script:
-        "../scripts/baseline_predict.py"
-
-
-rule predict_ridge:
-    """Ridge regression between PCA/LSI components baseline (fit on TRAIN, predict TEST)."""
-    input:
-        rna=processed("{variant}", "coassay_rna"),
-        atac=processed("{variant}", "coassay_atac"),
-    output:
-        predictions("{variant}", "{scenario}", "ridge"),
-    params:
-        baseline={**BASELINE_PARAMS, "method": "ridge"},
-    log:
-        f"{R}/logs/predict_ridge/{{variant}}/{{scenario}}.log",
-    benchmark:
-        f"{R}/benchmarks/predict_ridge/{{variant}}/{{scenario}}.tsv"
-    threads: BASELINE_THREADS
-    resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("train", runtime_of="default"),
     conda:
         "../envs/baselines.yaml"
     script:

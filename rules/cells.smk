@@ -21,9 +21,8 @@ rule splits:
         f"{R}/logs/splits/splits.log",
     benchmark:
         f"{R}/benchmarks/splits/splits.tsv"
-    threads: 1
     resources:
-        **DEF_RES,
+        **rule_resources("default"),
     conda:
         "../envs/data.yaml"
     script:
@@ -48,9 +47,8 @@ rule processed_full:
         f"{R}/logs/processed_full/processed_full.log",
     benchmark:
         f"{R}/benchmarks/processed_full/processed_full.tsv"
-    threads: 1
     resources:
-        **FEAT_RES,
+        **rule_resources("features"),
     conda:
         "../envs/data.yaml"
     script:
@@ -71,9 +69,8 @@ rule processed_variant:
         f"{R}/logs/processed_variant/{{variant}}.log",
     benchmark:
         f"{R}/benchmarks/processed_variant/{{variant}}.tsv"
-    threads: 1
     resources:
-        **FEAT_RES,
+        **rule_resources("features"),
     conda:
         "../envs/data.yaml"
     script:

@@ -20,6 +20,22 @@ check_split_fractions(config)  # train/val/test fractions sum to 1
 RES = config["resources"]
 
 
+def rule_resources(kind, runtime_of=None):
+    """mem_mb and runtime (minutes) of the config `resources:` entry `kind` (runtime of `runtime_of`).
+    Threads come from the profile (`set-threads`; 1 when not set)."""
+    return {"mem_mb": RES[kind]["mem_mb"], "runtime": RES[runtime_of or kind]["runtime"]}
+
+
+def log_path(rule, name):
+    """Log file of one job of `rule` ({R}/logs/<rule>/<name>.log; `name` may hold wildcards)."""
+    return f"{R}/logs/{rule}/{name}.log"
+
+
+def bench_path(rule, name):
+    """Benchmark file of one job of `rule` ({R}/benchmarks/<rule>/<name>.tsv)."""
+    return f"{R}/benchmarks/{rule}/{name}.tsv"
+
+
 def raw(name):
     """Path of one raw input file (downloaded for source=public, simulated for source=demo)."""
     return f"{R}/raw/{config['downloads'][name]['file']}"
@@ -139,3 +155,115 @@ def eval_tables(variant, scenario, method):
 
 
 FIGURES = [f"{R}/figures/fig{i}.{ext}" for i in range(3, 8) for ext in ("pdf", "png")]
+
+
+# --------------------------------------------------------------------------- figures (figures.smk)
+FIG_REFERENCE = "polarbear"
+FIG_COMPARATORS = ["babel", "polarbear_coassay"]
+FIG_DPI = 200
+REPORT_TABLES = [f"{R}/figures/table3.html", f"{R}/figures/table3.tsv"]
+
+
+FIG_METHODS = [FIG_REFERENCE] + FIG_COMPARATORS
+# Evaluation tables read by each figure (only runs that method_runs() yields; with several
+# `seeds` also the runs of the further seeds, e.g. eval/full/random/polarbear~s1/, whose per-seed
+# means give the figures' seed mean and 95% CI).
+FIG_INPUTS = {
+    3: [f"{R}/eval/{v}/{s}/{m}/{t}.tsv" for v, s, m in method_runs()
+        if v == "full" and s == "random" and run_method(m) in FIG_METHODS for t in ("genes", "peaks")],
+    4: [f"{R}/eval/{v}/{s}/{m}/markers.tsv" for v, s, m in method_runs()
+        if v == "full" and s == "random" and run_method(m) in FIG_METHODS],
+    5: [f"{R}/eval/{v}/{s}/{m}/{t}.tsv" for v, s, m in method_runs()
+        if v == "full" and s == "unseen" for t in ("genes", "peaks", "de")
+        if t == "de" or run_method(m) in FIG_METHODS],
+    6: [f"{R}/eval/{v}/{s}/{m}/cells.tsv" for v, s, m in method_runs() if v == "full"],
+    7: [f"{R}/eval/{v}/{s}/{m}/cells.tsv" for v, s, m in method_runs()
+        if run_method(m) == "polarbear_coassay"],
+}
+
+
+def figure_inputs(wildcards):
+    """Evaluation tables of one figure (FIG_INPUTS)."""
+    return FIG_INPUTS[int(wildcards.fig)]
+
+
+def figure_report(ext):
+    """The figure file of rule `figure`, marked for the report (one caption file for all five)."""
+    return report(
+        f"{R}/figures/fig{{fig}}.{ext}",
+        caption="../report/figure.rst",
+        category="Figures",
+        subcategory="Fig. {fig}",
+        labels={"figure": "Fig. {fig}", "format": ext.upper()},
+    )
+
+
+# --------------------------------------------------------------------------- polarbear.smk, export.smk
+# {method} of the Polarbear rules is a run name (polarbear, polarbear~s1, ...); the scripts get
+# the method and the seed as params. The grid-point wildcard is `pbpoint` (latent10_beta0.5).
+PB_DIR = f"{R}/models/{{variant}}/{{scenario}}/{{method}}"
+PB_METHODS = ["polarbear", "polarbear_coassay"]
+PB_RUNS = [r for r in method_runs() if run_method(r[2]) in PB_METHODS]
+PB_RUN_REGEX = run_constraint(PB_METHODS)
+PB_MODULE_FILES = ["vae_rna.pt", "vae_atac.pt", "translator_rna_to_atac.pt", "translator_atac_to_rna.pt"]
+
+
+def pb_run_dir(wildcards):
+    """{R}/models/{variant}/{scenario}/{method} of a Polarbear run."""
+    return f"{R}/models/{wildcards.variant}/{wildcards.scenario}/{wildcards.method}"
+
+
+def pb_method(wildcards):
+    return run_method(wildcards.method)
+
+
+def pb_seed(wildcards):
+    return run_seed(wildcards.method)
+
+
+def pretrain_vae_inputs(wildcards):
+    """polarbear: co-assay + single-assay cells of the modality; polarbear_coassay: co-assay only."""
+    out = {"coassay": processed(wildcards.variant, f"coassay_{wildcards.modality}")}
+    if pb_method(wildcards) == "polarbear":
+        out["single"] = processed(wildcards.variant, f"single_{wildcards.modality}")
+    return out
+
+
+def pb_grid_files(files):
+    """The given files of every grid point of a Polarbear run ({variant}/{scenario}/{method} open)."""
+    return expand(f"{PB_DIR}/grid/{{pbpoint}}/{{f}}", pbpoint=polarbear_grid(), f=files, allow_missing=True)
+
+
+def export_single_inputs(wildcards):
+    """Single-assay files (training-data summary of the model card): semi-supervised runs only."""
+    if pb_method(wildcards) != "polarbear":
+        return []
+    return [processed(wildcards.variant, "single_rna"), processed(wildcards.variant, "single_atac")]
+
+
+# --------------------------------------------------------------------------- babel.smk
+# {seedtag} is empty for the first seed of `seeds` and ~s<seed> for the others (run babel~s1)
+BABEL_DIR = f"{R}/models/{{variant}}/{{scenario}}/babel{{seedtag}}"
+BASELINES = ["knn", "ridge"]
+# knn/ridge settings + the RidgeCV alphas of the ATAC depth regressor (paper Section 2.4)
+BASELINE_PARAMS = {
+    **config["baselines"],
+    "seed": SEEDS[0],  # deterministic methods: one run, with the first seed
+    "depth_alphas": config["polarbear"]["ridge_alphas"],
+}
+
+
+def babel_point_params(wildcards):
+    return parse_point(wildcards.point)
+
+
+def babel_seed(wildcards):
+    return run_seed(f"babel{wildcards.seedtag}")
+
+
+def babel_grid_dir(wildcards):
+    return f"{R}/models/{wildcards.variant}/{wildcards.scenario}/babel{wildcards.seedtag}/grid"
+
+
+def baseline_params(wildcards):
+    return {**BASELINE_PARAMS, "method": wildcards.baseline}

@@ -23,10 +23,8 @@ if DEMO:
             f"{R}/logs/simulate_demo/simulate_demo.log",
         benchmark:
             f"{R}/benchmarks/simulate_demo/simulate_demo.tsv"
-        threads: 1
         resources:
-            mem_mb=RES["default"]["mem_mb"],
-            runtime=RES["default"]["runtime"],
+            **rule_resources("default"),
         conda:
             "../envs/data.yaml"
         script:
@@ -48,12 +46,10 @@ else:
             f"{R}/logs/download/{{file}}.log",
         benchmark:
             f"{R}/benchmarks/download/{{file}}.tsv"
-        threads: 1
         # no Snakemake retry directive: download() retries transient network errors (with backoff);
         # a checksum mismatch or a 4xx is final and must not fetch a multi-GB file three times
         resources:
-            mem_mb=RES["default"]["mem_mb"],
-            runtime=RES["default"]["runtime"],
+            **rule_resources("default"),
         conda:
             "../envs/data.yaml"
         script:

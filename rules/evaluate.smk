@@ -23,10 +23,8 @@ rule evaluate_reference:
         f"{R}/benchmarks/evaluate_reference/{{variant}}.tsv"
     wildcard_constraints:
         variant="|".join(VARIANTS),
-    threads: 1
     resources:
-        mem_mb=RES["default"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("default"),
     conda:
         "../envs/eval.yaml"
     script:
@@ -63,11 +61,9 @@ rule evaluate_run:
         variant="|".join(VARIANTS),
         scenario="|".join(SCENARIOS),
         method=run_constraint(METHODS),
-    threads: 1
     resources:
         # holds a test set's dense 220k-peak prediction (~1.6 GiB for 2k cells) plus the truth
-        mem_mb=RES["evaluate"]["mem_mb"],
-        runtime=RES["evaluate"]["runtime"],
+        **rule_resources("evaluate"),
     conda:
         "../envs/eval.yaml"
     script:
@@ -88,10 +84,8 @@ rule table3:
         f"{R}/logs/table3/table3.log",
     benchmark:
         f"{R}/benchmarks/table3/table3.tsv"
-    threads: 1
     resources:
-        mem_mb=RES["default"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("default"),
     conda:
         "../envs/eval.yaml"
     script:

@@ -1,5 +1,5 @@
 # Stage "export": a self-contained model directory per trained Polarbear run, for the `polarbear`
-# command line (translate / align / info). Include after rules/polarbear.smk (uses PB_DIR, PB_RUNS).
+# command line (translate / align / info).
 #   export_model   selected grid point -> {R}/models/{variant}/{scenario}/{method}/export/
 #                  (model.json + tensors-only .pt files, incl. the ATAC-depth ridge regressor)
 
@@ -10,23 +10,13 @@ rule export_model:
         rna=processed("{variant}", "coassay_rna"),
         atac=processed("{variant}", "coassay_atac"),
         selected=f"{PB_DIR}/selected.json",
-        models=expand(
-            f"{PB_DIR}/grid/{{pbpoint}}/{{f}}",
-            pbpoint=polarbear_grid(),
-            f=["vae_rna.pt", "vae_atac.pt", "translator_rna_to_atac.pt", "translator_atac_to_rna.pt", "scores.json"],
-            allow_missing=True,
-        ),
-        # single-assay files only for the semi-supervised method (training-data summary of the card)
-        single=lambda wc: (
-            [processed(wc.variant, "single_rna"), processed(wc.variant, "single_atac")]
-            if run_method(wc.method) == "polarbear"
-            else []
-        ),
+        models=pb_grid_files(PB_MODULE_FILES + ["scores.json"]),
+        single=export_single_inputs,
     output:
         directory(f"{PB_DIR}/export"),
     params:
-        model_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/{wc.method}",
-        method=lambda wc: run_method(wc.method),
+        model_dir=pb_run_dir,
+        method=pb_method,
         ridge_alphas=config["polarbear"]["ridge_alphas"],
     wildcard_constraints:
         method=PB_RUN_REGEX,
@@ -34,10 +24,8 @@ rule export_model:
         f"{R}/logs/export_model/{{variant}}/{{scenario}}/{{method}}.log",
     benchmark:
         f"{R}/benchmarks/export_model/{{variant}}/{{scenario}}/{{method}}.tsv"
-    threads: 1
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("train", runtime_of="default"),
     conda:
         "../envs/torch.yaml"
     script:

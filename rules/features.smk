@@ -2,8 +2,6 @@
 # peaks (SNARE-seq frequency filter), liftover + overlap mapping of single-assay ATAC sets,
 # symbol mapping of single-assay RNA. Outputs: {R}/features/*, {R}/interim/*.h5ad.
 
-FEAT_RES = dict(mem_mb=RES["features"]["mem_mb"], runtime=RES["features"]["runtime"])
-DEF_RES = dict(mem_mb=RES["default"]["mem_mb"], runtime=RES["default"]["runtime"])
 FEAT = config["features"]
 
 
@@ -31,9 +29,8 @@ rule coassay:
         f"{R}/logs/coassay/coassay.log",
     benchmark:
         f"{R}/benchmarks/coassay/coassay.tsv"
-    threads: 1
     resources:
-        **FEAT_RES,
+        **rule_resources("features"),
     conda:
         "../envs/data.yaml"
     script:
@@ -50,9 +47,8 @@ rule gene_features:
         f"{R}/logs/gene_features/gene_features.log",
     benchmark:
         f"{R}/benchmarks/gene_features/gene_features.tsv"
-    threads: 1
     resources:
-        **DEF_RES,
+        **rule_resources("default"),
     conda:
         "../envs/data.yaml"
     script:
@@ -71,9 +67,8 @@ rule peak_features:
         f"{R}/logs/peak_features/peak_features.log",
     benchmark:
         f"{R}/benchmarks/peak_features/peak_features.tsv"
-    threads: 1
     resources:
-        **FEAT_RES,
+        **rule_resources("features"),
     conda:
         "../envs/data.yaml"
     script:
@@ -104,9 +99,8 @@ rule lift_peaks:
         f"{R}/logs/lift_peaks/{{dataset}}.log",
     benchmark:
         f"{R}/benchmarks/lift_peaks/{{dataset}}.tsv"
-    threads: 1
     resources:
-        **DEF_RES,
+        **rule_resources("default"),
     conda:
         "../envs/data.yaml"
     script:
@@ -133,9 +127,8 @@ if SNAP_SETS:
             f"{R}/logs/snap_export/{{dataset}}.log",
         benchmark:
             f"{R}/benchmarks/snap_export/{{dataset}}.tsv"
-        threads: 1
         resources:
-            **FEAT_RES,
+            **rule_resources("features"),
         conda:
             "../envs/data.yaml"
         script:
@@ -160,9 +153,8 @@ rule single_atac:
         f"{R}/logs/single_atac/{{dataset}}.log",
     benchmark:
         f"{R}/benchmarks/single_atac/{{dataset}}.tsv"
-    threads: 1
     resources:
-        **FEAT_RES,
+        **rule_resources("features"),
     conda:
         "../envs/data.yaml"
     script:
@@ -181,9 +173,8 @@ rule single_rna:
         f"{R}/logs/single_rna/single_rna.log",
     benchmark:
         f"{R}/benchmarks/single_rna/single_rna.tsv"
-    threads: 1
     resources:
-        **FEAT_RES,
+        **rule_resources("features"),
     conda:
         "../envs/data.yaml"
     script:
@@ -203,9 +194,8 @@ rule mapping_report:
         f"{R}/logs/mapping_report/mapping_report.log",
     benchmark:
         f"{R}/benchmarks/mapping_report/mapping_report.tsv"
-    threads: 1
     resources:
-        **DEF_RES,
+        **rule_resources("default"),
     conda:
         "../envs/data.yaml"
     script:

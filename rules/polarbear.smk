@@ -6,31 +6,17 @@
 #   predict_polarbear TEST-cell predictions per the prediction contract
 # The grid-point wildcard is `pbpoint` (e.g. latent10_beta0.5) so it never collides with BABEL's.
 
-PB_DIR = f"{R}/models/{{variant}}/{{scenario}}/{{method}}"
-PB_METHODS = ["polarbear", "polarbear_coassay"]
-PB_RUNS = [r for r in method_runs() if run_method(r[2]) in PB_METHODS]
-# {method} of the rules below is a run name (polarbear, polarbear~s1, ...); the scripts get the
-# method and the seed as params.
-PB_RUN_REGEX = run_constraint(PB_METHODS)
-
-
 rule pretrain_vae:
     """Train the RNA (ZINB) or ATAC (depth-aware Bernoulli) beta-VAE of one grid point."""
     input:
-        # polarbear: co-assay + single-assay cells; polarbear_coassay: co-assay cells only
-        unpack(
-            lambda wc: {
-                "coassay": processed(wc.variant, f"coassay_{wc.modality}"),
-                **({"single": processed(wc.variant, f"single_{wc.modality}")} if run_method(wc.method) == "polarbear" else {}),
-            }
-        ),
+        unpack(pretrain_vae_inputs),
     output:
         model=f"{PB_DIR}/grid/{{pbpoint}}/vae_{{modality}}.pt",
         config=f"{PB_DIR}/grid/{{pbpoint}}/vae_{{modality}}.json",
     params:
         fit=vae_fit_params(),
-        method=lambda wc: run_method(wc.method),
-        seed=lambda wc: run_seed(wc.method),
+        method=pb_method,
+        seed=pb_seed,
     wildcard_constraints:
         method=PB_RUN_REGEX,
         modality="rna|atac",
@@ -39,10 +25,8 @@ rule pretrain_vae:
         f"{R}/logs/pretrain_vae/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}_{{modality}}.log",
     benchmark:
         f"{R}/benchmarks/pretrain_vae/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}_{{modality}}.tsv"
-    threads: 1 if DEMO else 8
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+        **rule_resources("train"),
     conda:
         "../envs/torch.yaml"
     script:
@@ -66,7 +50,7 @@ rule train_translators:
         scores=f"{PB_DIR}/grid/{{pbpoint}}/scores.json",
     params:
         fit=translator_fit_params(),
-        seed=lambda wc: run_seed(wc.method),
+        seed=pb_seed,
     wildcard_constraints:
         method=PB_RUN_REGEX,
         pbpoint=point_regex("latent", "beta"),
@@ -74,10 +58,8 @@ rule train_translators:
         f"{R}/logs/train_translators/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}.log",
     benchmark:
         f"{R}/benchmarks/train_translators/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}.tsv"
-    threads: 1 if DEMO else 8
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+        **rule_resources("train"),
     conda:
         "../envs/torch.yaml"
     script:
@@ -87,7 +69,7 @@ rule train_translators:
 rule select_polarbear:
     """Pick the grid point with the lowest validation translation loss (sum of both directions)."""
     input:
-        scores=expand(f"{PB_DIR}/grid/{{pbpoint}}/scores.json", pbpoint=polarbear_grid(), allow_missing=True),
+        scores=pb_grid_files(["scores.json"]),
     output:
         f"{PB_DIR}/selected.json",
     params:
@@ -98,10 +80,8 @@ rule select_polarbear:
         f"{R}/logs/select_polarbear/{{variant}}/{{scenario}}/{{method}}.log",
     benchmark:
         f"{R}/benchmarks/select_polarbear/{{variant}}/{{scenario}}/{{method}}.tsv"
-    threads: 1
     resources:
-        mem_mb=RES["default"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("default"),
     conda:
         "../envs/torch.yaml"
     script:
@@ -114,17 +94,12 @@ rule predict_polarbear:
         rna=processed("{variant}", "coassay_rna"),
         atac=processed("{variant}", "coassay_atac"),
         selected=f"{PB_DIR}/selected.json",
-        models=expand(
-            f"{PB_DIR}/grid/{{pbpoint}}/{{f}}",
-            pbpoint=polarbear_grid(),
-            f=["vae_rna.pt", "vae_atac.pt", "translator_rna_to_atac.pt", "translator_atac_to_rna.pt"],
-            allow_missing=True,
-        ),
+        models=pb_grid_files(PB_MODULE_FILES),
     output:
         predictions("{variant}", "{scenario}", "{method}"),
     params:
-        model_dir=lambda wc: f"{R}/models/{wc.variant}/{wc.scenario}/{wc.method}",
-        method=lambda wc: run_method(wc.method),
+        model_dir=pb_run_dir,
+        method=pb_method,
         ridge_alphas=config["polarbear"]["ridge_alphas"],
     wildcard_constraints:
         method=PB_RUN_REGEX,
@@ -132,10 +107,8 @@ rule predict_polarbear:
         f"{R}/logs/predict_polarbear/{{variant}}/{{scenario}}/{{method}}.log",
     benchmark:
         f"{R}/benchmarks/predict_polarbear/{{variant}}/{{scenario}}/{{method}}.tsv"
-    threads: 1 if DEMO else 8
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["default"]["runtime"],
+        **rule_resources("train", runtime_of="default"),
     conda:
         "../envs/torch.yaml"
     script:

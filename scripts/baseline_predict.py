@@ -1,4 +1,4 @@
-"""Fit a simple baseline (knn or ridge) on train cells and predict test cells (rules predict_knn/_ridge)."""
+"""Rule predict_baseline: fit a simple baseline (knn or ridge) on train cells and predict test cells."""
 from workflow_lib.baselines import run_baseline
 
 sm = snakemake  # noqa: F821

@@ -159,6 +159,6 @@ def test_dag_with_two_seeds_has_the_extra_runs(workdir):
     # trained runs: 2 x (full: polarbear, polarbear_coassay; exp, var: polarbear_coassay) per scenario
     assert count(two, "pretrain_vae") == 2 * count(one, "pretrain_vae")
     assert count(two, "train_babel") == 2 * count(one, "train_babel")
-    assert count(two, "predict_knn") == count(one, "predict_knn")
+    assert count(two, "predict_baseline") == count(one, "predict_baseline") == 2 * 2  # knn, ridge x 2 scenarios
     # evaluate_run: every run of one seed + the second seed's polarbear/polarbear_coassay/babel runs
     assert count(two, "evaluate_run") == count(one, "evaluate_run") + 2 * (2 + 1) + 2 * 2
