@@ -1,5 +1,6 @@
 # Stage "download": every raw input file under {R}/raw/.
-#   source=public: one `download` job per config `downloads` entry (urllib, checksum-verified).
+#   source=public/authors: one `download` job per config `downloads` entry the DAG needs (urllib,
+#                  its urls tried in order, checksum-verified, resumed after dropped connections).
 #   source=demo:   one `simulate_demo` job writing ALL raw files in the same formats.
 # Exactly one of the two rules exists in a run, so each raw file has a single producer.
 
@@ -44,6 +45,7 @@ else:
                 e for e in config["downloads"].values() if e["file"] == wc.file
             ),
             sidecar=lambda wc: f"{R}/raw/checksums/{wc.file}.sha256",
+            retries=5,  # per URL: network errors (5xx, timeouts, dropped connections; resumed)
         log:
             f"{R}/logs/download/{{file}}.log",
         benchmark:
