@@ -7,6 +7,8 @@
 import os
 import re
 
+from workflow_lib.sources import demo_files
+
 DOWNLOAD_NAMES = list(config["downloads"])
 
 
@@ -14,11 +16,11 @@ if DEMO:
 
     rule simulate_demo:
         output:
-            [raw(n) for n in DOWNLOAD_NAMES],
+            [raw(n) for n in demo_files(config)],
         params:
             demo=config["demo"],
-            files={n: config["downloads"][n]["file"] for n in DOWNLOAD_NAMES},
-            atac_sets=config["single_atac_sets"],
+            files={n: download_file(config, n, True) for n in demo_files(config)},
+            atac_sets=ATAC_SETS,
             outdir=lambda wc, output: os.path.dirname(output[0]),
         log:
             f"{R}/logs/simulate_demo/simulate_demo.log",
@@ -60,3 +62,28 @@ else:
             "../envs/data.yaml"
         script:
             "../scripts/download.py"
+
+    rule check_sources:
+        """Preflight: headers of every URL this source downloads (HEAD, or a 1-byte range GET where
+        HEAD is refused), in parallel; no download. Fails listing the unreachable ones (the
+        table is also in the log, since Snakemake removes a failed job's outputs)."""
+        output:
+            tsv=f"{R}/raw/sources_check.tsv",
+            summary=f"{R}/raw/sources_check.txt",
+        params:
+            entries={k: config["downloads"][k] for k in needed_downloads(config, SOURCE)},
+            source=SOURCE,
+            timeout=20,
+            workers=16,
+        log:
+            f"{R}/logs/check_sources/check_sources.log",
+        benchmark:
+            f"{R}/benchmarks/check_sources/check_sources.tsv"
+        threads: 1  # network-bound: parallel requests in threads, no CPU
+        resources:
+            mem_mb=RES["default"]["mem_mb"],
+            runtime=RES["default"]["runtime"],
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/check_sources.py"

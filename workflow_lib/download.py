@@ -155,7 +155,10 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
         if new != old and not (old == "http" and new == "https"):
             raise DownloadError(f"{url_basename(req.full_url)}: refusing the redirect from {old}:// to {new}:// "
                                 f"({newurl})")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new_req = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new_req is not None and req.get_method() == "HEAD":
+            new_req.method = "HEAD"   # urllib turns a redirected HEAD into a GET (a whole download)
+        return new_req
 
 
 _OPENER = urllib.request.build_opener(_RedirectPolicy)
