@@ -227,3 +227,13 @@ def test_snakemake_processed_stage_from_the_authors_files(raw, tmp_path):
     assert len(check) == len(KEYS) and check["ok"].all()
     # unverified downloads recorded their sha256
     assert (res / "raw" / "checksums" / f"{files['authors_rna_snareseq']}.sha256").is_file()
+
+
+def test_authors_dry_run_resolves_offline(tmp_path):
+    work = copy_repo(tmp_path / "wf")
+    proc = run_snakemake(work, "-n", "--config", "source=authors")
+    out = proc.stdout + proc.stderr
+    assert "processed_authors" in out and "download" in out and "pretrain_vae" in out
+    assert "snap_export" not in out and "processed_full" not in out
+    proc = run_snakemake(work, "-n", "--config", "source=public", "scenarios=[random,babel]", check=False)
+    assert proc.returncode != 0 and "scenario 'babel' needs source: authors" in proc.stdout + proc.stderr
