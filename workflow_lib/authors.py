@@ -285,7 +285,7 @@ def build_authors_processed(inputs: Mapping[str, str], outputs: Mapping[str, str
     log.info("co-assay: %d cells, %d without a label in the metadata; cell types %s", len(rna_bc), n_missing,
              pd.Series(ct).value_counts().to_dict())
 
-    def make(X, bcs, var, col, k, dataset, datasets, names, rna: bool, path):
+    def make(X, var, col, k, dataset, datasets, names, rna: bool, path):
         X = sp.csr_matrix(X, dtype=np.float32)
         if rna:
             X = _integer_counts(X, path, log)
@@ -293,18 +293,20 @@ def build_authors_processed(inputs: Mapping[str, str], outputs: Mapping[str, str
             X = cells.binarize(X[:, cols])
         a = ad.AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=pd.DataFrame(index=pd.Index(names, dtype=str)),
                        var=var.copy())
+        if not a.obs_names.is_unique:
+            raise InputFormatError(path, "cell names are not unique")
         _batch(a, col, k, dataset, datasets)
         return a
 
-    co_rna = make(rna_X, rna_bc, rna_var, rna_col, k_rna, "snare", RNA_DATASETS, rna_bc, True, inputs["rna_snareseq"])
-    co_atac = make(atac_X, rna_bc, atac_var, atac_col, k_atac, "snare", ATAC_DATASETS, rna_bc, False,
+    co_rna = make(rna_X, rna_var, rna_col, k_rna, "snare", RNA_DATASETS, rna_bc, True, inputs["rna_snareseq"])
+    co_atac = make(atac_X, atac_var, atac_col, k_atac, "snare", ATAC_DATASETS, rna_bc, False,
                    inputs["atac_snareseq"])
     s_bc, s_X, s_col, _ = parts["rna_single"]
-    single_rna = make(s_X, s_bc, rna_var, s_col, k_rna, "zeisel", RNA_DATASETS, [f"zeisel:{b}" for b in s_bc],
+    single_rna = make(s_X, rna_var, s_col, k_rna, "zeisel", RNA_DATASETS, [f"zeisel:{b}" for b in s_bc],
                       True, inputs["rna_single"])
     single_rna.obs["barcode"] = np.asarray(s_bc, dtype=str)
     a_bc, a_X, a_col, _ = parts["atac_single"]
-    single_atac = make(a_X, a_bc, atac_var, a_col, k_atac, "li_fang", ATAC_DATASETS,
+    single_atac = make(a_X, atac_var, a_col, k_atac, "li_fang", ATAC_DATASETS,
                        [f"li_fang:{b}" for b in a_bc], False, inputs["atac_single"])
     single_atac.obs["barcode"] = np.asarray(a_bc, dtype=str)
     for a in (co_rna, co_atac):
