@@ -1,6 +1,8 @@
 # polarbear-workflow: reproduce Polarbear (Zhang, Meng-Papaxanthos, Vert, Noble) end to end.
 #   snakemake --cores 2                          demo data (simulated in the real file formats)
 #   snakemake --cores N --config source=public   real public data (downloads ~60 GB)
+#   snakemake --cores N --config source=authors  the Polarbear authors' processed matrices
+#   snakemake --cores 1 check_sources --config source=public|authors   which links answer (no download)
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

@@ -1,58 +1,100 @@
 # Stage "cells": splits of the co-assay cells and the processed AnnData files of every variant
 # ({R}/processed/{variant}/{coassay_rna,coassay_atac,single_rna,single_atac}.h5ad).
+# source authors: rule processed_authors builds the full variant from the authors' files instead
+# of splits + processed_full (no features stage); exp/var follow from it as on the raw path.
+from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES, authors_optional
 
 SPL = SPLIT_SETTINGS
+if AUTHORS:
+    _OPT = authors_optional(config)
+    # input name -> download key: the required files, BABEL's split and the DE sets if configured
+    AUTHORS_INPUTS = {**AUTHORS_FILES, **{n: k for n, k in AUTHORS_BABEL.items() if k in _OPT["babel"]},
+                      **{n: k for n, k in AUTHORS_DE.items() if k in _OPT["de"]}}
+    AUTHORS_DE_TABLES = {n: f"{R}/features/authors_{n}.tsv" for n, k in AUTHORS_DE.items() if k in _OPT["de"]}
+else:
+    AUTHORS_DE_TABLES = {}
 
 
-rule splits:
-    input:
-        rna=f"{R}/interim/coassay_rna.h5ad",
-        genes=f"{R}/features/genes.tsv",
-    output:
-        f"{R}/splits/splits.tsv",
-    params:
-        seed=SPL["seed"],
-        fracs=SPL["random_fracs"],
-        resolution=SPL["leiden_resolution"],
-        unseen_rule=SPL["unseen_rule"],
-        n_pcs=SPL["n_pcs"],
-        n_neighbors=SPL["n_neighbors"],
-    log:
-        f"{R}/logs/splits/splits.log",
-    benchmark:
-        f"{R}/benchmarks/splits/splits.tsv"
-    resources:
-        **rule_resources("default"),
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../scripts/splits.py"
+if AUTHORS:
+
+    rule processed_authors:
+        """source: authors -- the authors' processed matrices -> the full variant of the processed
+        contract, the splits (random, unseen and babel) and the authors' DE sets."""
+        input:
+            **{name: raw(key) for name, key in AUTHORS_INPUTS.items()},
+        output:
+            **{k: processed("full", k) for k in MODALITY_KINDS},
+            splits=f"{R}/splits/splits.tsv",
+            **AUTHORS_DE_TABLES,
+        params:
+            seed=SPL["seed"],
+            fracs=SPL["random_fracs"],
+            resolution=SPL["leiden_resolution"],
+            unseen_rule=SPL["unseen_rule"],
+            n_pcs=SPL["n_pcs"],
+            n_neighbors=SPL["n_neighbors"],
+        log:
+            f"{R}/logs/processed_authors/processed_authors.log",
+        benchmark:
+            f"{R}/benchmarks/processed_authors/processed_authors.tsv"
+        resources:
+            **rule_resources("features"),
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/processed_authors.py"
+
+else:
+
+    rule splits:
+        input:
+            rna=f"{R}/interim/coassay_rna.h5ad",
+            genes=f"{R}/features/genes.tsv",
+        output:
+            f"{R}/splits/splits.tsv",
+        params:
+            seed=SPL["seed"],
+            fracs=SPL["random_fracs"],
+            resolution=SPL["leiden_resolution"],
+            unseen_rule=SPL["unseen_rule"],
+            n_pcs=SPL["n_pcs"],
+            n_neighbors=SPL["n_neighbors"],
+        log:
+            f"{R}/logs/splits/splits.log",
+        benchmark:
+            f"{R}/benchmarks/splits/splits.tsv"
+        resources:
+            **rule_resources("default"),
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/splits.py"
 
 
-rule processed_full:
-    input:
-        coassay_rna=f"{R}/interim/coassay_rna.h5ad",
-        coassay_atac=f"{R}/interim/coassay_atac.h5ad",
-        single_rna=f"{R}/interim/single_rna_zeisel.h5ad",
-        single_atac=expand(f"{R}/interim/single_atac_{{dataset}}.h5ad", dataset=SINGLE_ATAC_SETS),
-        genes=f"{R}/features/genes.tsv",
-        peaks=f"{R}/features/peaks.bed",
-        splits=f"{R}/splits/splits.tsv",
-        report=f"{R}/features/mapping_report.tsv",
-    output:
-        **{k: processed("full", k) for k in MODALITY_KINDS},
-    params:
-        datasets=SINGLE_ATAC_SETS,
-    log:
-        f"{R}/logs/processed_full/processed_full.log",
-    benchmark:
-        f"{R}/benchmarks/processed_full/processed_full.tsv"
-    resources:
-        **rule_resources("features"),
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../scripts/processed_full.py"
+    rule processed_full:
+        input:
+            coassay_rna=f"{R}/interim/coassay_rna.h5ad",
+            coassay_atac=f"{R}/interim/coassay_atac.h5ad",
+            single_rna=f"{R}/interim/single_rna_zeisel.h5ad",
+            single_atac=expand(f"{R}/interim/single_atac_{{dataset}}.h5ad", dataset=SINGLE_ATAC_SETS),
+            genes=f"{R}/features/genes.tsv",
+            peaks=f"{R}/features/peaks.bed",
+            splits=f"{R}/splits/splits.tsv",
+            report=f"{R}/features/mapping_report.tsv",
+        output:
+            **{k: processed("full", k) for k in MODALITY_KINDS},
+        params:
+            datasets=SINGLE_ATAC_SETS,
+        log:
+            f"{R}/logs/processed_full/processed_full.log",
+        benchmark:
+            f"{R}/benchmarks/processed_full/processed_full.tsv"
+        resources:
+            **rule_resources("features"),
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/processed_full.py"
 
 
 rule processed_variant:
@@ -81,4 +123,4 @@ rule all_processed:
     input:
         [processed(v, k) for v in VARIANTS for k in MODALITY_KINDS],
         f"{R}/splits/splits.tsv",
-        f"{R}/features/mapping_report.tsv",
+        [] if AUTHORS else f"{R}/features/mapping_report.tsv",

@@ -3,19 +3,24 @@ from workflow_lib.babel_settings import babel_settings
 from workflow_lib.grid import grid_points, parse_point, point_regex
 from workflow_lib.seeds import SEED_TAG_REGEX, base_method, check_seeds, method_run_names, parse_run_name
 from workflow_lib.settings import deep_merge, polarbear_settings
-from workflow_lib.sources import check_atac_downloads
+from workflow_lib.sources import (check_atac_downloads, check_scenarios, download_file, effective_atac_sets,
+                                  needed_downloads)
 from workflow_lib.splits import check_split_fractions
 
 R = config["results"]
 SOURCE = config["source"]
 DEMO = SOURCE == "demo"
+AUTHORS = SOURCE == "authors"  # the Polarbear authors' processed files (rule processed_authors)
 VARIANTS = config["variants"]
-SCENARIOS = config["scenarios"]
+# + babel (BABEL's split) with source: authors
+SCENARIOS = check_scenarios(config["scenarios"], SOURCE, config)
 METHODS = config["methods"]
 SEEDS = check_seeds(config["seeds"])  # training seeds; the first keeps the bare run names
 MODALITY_KINDS = ["coassay_rna", "coassay_atac", "single_rna", "single_atac"]
-SINGLE_ATAC_SETS = list(config["single_atac_sets"])
-check_atac_downloads(config)  # every set's files (by format) have a downloads entry
+# single-assay ATAC sets with their demo overlays (source: demo) and exclude_sets resolved
+ATAC_SETS = effective_atac_sets(config, DEMO)
+SINGLE_ATAC_SETS = list(ATAC_SETS)
+check_atac_downloads(config, DEMO)  # every set's files (by format) have a downloads entry
 check_split_fractions(config)  # train/val/test fractions sum to 1
 RES = config["resources"]
 
@@ -37,12 +42,12 @@ def bench_path(rule, name):
 
 
 def raw(name):
-    """Path of one raw input file (downloaded for source=public, simulated for source=demo)."""
-    return f"{R}/raw/{config['downloads'][name]['file']}"
+    """Path of one raw input file (downloaded for source=public/authors, simulated for source=demo)."""
+    return f"{R}/raw/{download_file(config, name, DEMO)}"
 
 
 def atac_set(dataset):
-    return config["single_atac_sets"][dataset]
+    return ATAC_SETS[dataset]
 
 
 def atac_format(dataset):
@@ -75,7 +80,7 @@ def atac_assembly(dataset):
     """Genome assembly of a single-assay ATAC set's peak coordinates."""
     if DEMO and dataset == config["demo"]["mm9_set"]:
         return "mm9"
-    return config["single_atac_sets"][dataset]["assembly"]
+    return ATAC_SETS[dataset]["assembly"]
 
 
 def processed(variant, kind):

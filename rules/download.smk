@@ -1,10 +1,13 @@
 # Stage "download": every raw input file under {R}/raw/.
-#   source=public: one `download` job per config `downloads` entry (urllib, checksum-verified).
+#   source=public/authors: one `download` job per config `downloads` entry the DAG needs (urllib,
+#                  its urls tried in order, checksum-verified, resumed after dropped connections).
 #   source=demo:   one `simulate_demo` job writing ALL raw files in the same formats.
 # Exactly one of the two rules exists in a run, so each raw file has a single producer.
 
 import os
 import re
+
+from workflow_lib.sources import demo_files
 
 DOWNLOAD_NAMES = list(config["downloads"])
 
@@ -13,11 +16,11 @@ if DEMO:
 
     rule simulate_demo:
         output:
-            [raw(n) for n in DOWNLOAD_NAMES],
+            [raw(n) for n in demo_files(config)],
         params:
             demo=config["demo"],
-            files={n: config["downloads"][n]["file"] for n in DOWNLOAD_NAMES},
-            atac_sets=config["single_atac_sets"],
+            files={n: download_file(config, n, True) for n in demo_files(config)},
+            atac_sets=ATAC_SETS,
             outdir=lambda wc, output: os.path.dirname(output[0]),
         log:
             f"{R}/logs/simulate_demo/simulate_demo.log",
@@ -42,6 +45,7 @@ else:
                 e for e in config["downloads"].values() if e["file"] == wc.file
             ),
             sidecar=lambda wc: f"{R}/raw/checksums/{wc.file}.sha256",
+            retries=5,  # per URL: network errors (5xx, timeouts, dropped connections; resumed)
         log:
             f"{R}/logs/download/{{file}}.log",
         benchmark:
@@ -54,3 +58,27 @@ else:
             "../envs/data.yaml"
         script:
             "../scripts/download.py"
+
+    rule check_sources:
+        """Preflight: headers of every URL this source downloads (HEAD, or a 1-byte range GET where
+        HEAD is refused), in parallel; no download. Fails listing the unreachable ones (the
+        table is also in the log, since Snakemake removes a failed job's outputs)."""
+        output:
+            tsv=f"{R}/raw/sources_check.tsv",
+            summary=f"{R}/raw/sources_check.txt",
+        params:
+            entries={k: config["downloads"][k] for k in needed_downloads(config, SOURCE)},
+            source=SOURCE,
+            timeout=20,
+            workers=16,
+        log:
+            f"{R}/logs/check_sources/check_sources.log",
+        benchmark:
+            f"{R}/benchmarks/check_sources/check_sources.tsv"
+        # network-bound: parallel requests in Python threads, one CPU
+        resources:
+            **rule_resources("default"),
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../scripts/check_sources.py"

@@ -42,6 +42,8 @@ rule evaluate_run:
                 size_factors=f"{R}/eval/{wc.variant}/reference/size_factors.tsv",
                 genes_de=f"{R}/eval/{wc.variant}/reference/genes_de.tsv",
                 peaks_de=f"{R}/eval/{wc.variant}/reference/peaks_de.tsv",
+                # source authors: their DE sets define is_de where present (column de_set)
+                **{f"authors_{n}": p for n, p in AUTHORS_DE_TABLES.items()},
             )
         ),
     output:

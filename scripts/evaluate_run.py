@@ -8,4 +8,6 @@ run_evaluation(
     outputs={k: sm.output[k] for k in ("genes", "peaks", "cells", "markers", "de")},
     scenario=sm.wildcards.scenario, de_fdr=sm.params.de_fdr, marker_genes=sm.params.marker_genes,
     log_path=sm.log[0],
+    authors_de_genes=getattr(sm.input, "authors_de_genes", None),
+    authors_de_peaks=getattr(sm.input, "authors_de_peaks", None),
 )

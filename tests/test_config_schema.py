@@ -18,8 +18,10 @@ def test_default_config_is_valid(schema, default_config):
 
 
 def test_every_download_has_url_file_and_checksum_key(default_config):
+    from workflow_lib.download import entry_urls
+
     for name, d in default_config["downloads"].items():
-        assert d["url"].startswith(("https://", "http://", "file://")), name
+        assert all(u.startswith(("https://", "http://", "file://")) for u in entry_urls(d)), name
         assert "md5" in d or "sha256" in d, f"{name}: no checksum key"
     geo = [d for n, d in default_config["downloads"].items() if n.startswith("snare_") and n != "snare_metadata"]
     assert len(geo) == 6 and all(d["md5"] for d in geo)
@@ -46,6 +48,12 @@ def _mutations():
     yield "bad md5", lambda c: c["downloads"]["snare_rna_genes"].update(md5="xyz")
     yield "ftp url", lambda c: c["downloads"]["gencode_gtf"].update(url="ftp://x/y.gtf.gz")
     yield "download without url", lambda c: c["downloads"]["gencode_gtf"].pop("url")
+    yield "download with url and urls", lambda c: c["downloads"]["gencode_gtf"].update(urls=["https://x/y"])
+    yield "download with empty urls", lambda c: c["downloads"]["snap_CEMBA180305_2B"].update(urls=[])
+    yield "mirror not http", lambda c: c["downloads"]["snap_CEMBA180305_2B"].update(urls=["ftp://x/y.snap"])
+    yield "unknown key in an atac set's demo overlay", lambda c: c["single_atac_sets"]["li"]["demo"].update(formt="x")
+    yield "exclude_sets not a list", lambda c: c["single_atac_sets"]["li"].update(exclude_sets="fang")
+    yield "unknown scenario", lambda c: c.update(scenarios=["random", "celltype"])
     yield "ftp checksum_url", lambda c: c["downloads"]["gencode_gtf"].update(checksum_url="ftp://x/MD5SUMS")
     yield "checksum_url not a string", lambda c: c["downloads"]["gencode_gtf"].update(checksum_url=None)
     yield "empty latent grid", lambda c: c["polarbear"]["grid"].update(latent=[])

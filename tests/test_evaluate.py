@@ -85,8 +85,8 @@ def _run_inputs(evaluated, scenario, method):
 def test_tables_follow_the_contract(evaluated):
     tabs = evaluated["out"][("random", "polarbear")]
     cols = {
-        "genes": ["gene", "pearson", "pearson_v1", "is_de", "frac_nonzero", "n_pos"],
-        "peaks": ["peak", "auroc", "auprnorm", "pp", "n_pos", "is_de", "paper_set"],
+        "genes": ["gene", "pearson", "pearson_v1", "is_de", "frac_nonzero", "n_pos", "de_set"],
+        "peaks": ["peak", "auroc", "auprnorm", "pp", "n_pos", "is_de", "paper_set", "de_set"],
         "cells": ["cell", "cell_type", "foscttm_latent_rna_query", "foscttm_latent_atac_query",
                   "foscttm_rna_latent_rna_query", "foscttm_rna_latent_atac_query",
                   "foscttm_profile_rna_query", "foscttm_profile_atac_query"],
@@ -99,6 +99,7 @@ def test_tables_follow_the_contract(evaluated):
         on_disk = pd.read_csv(evaluated["tmp"] / "eval" / "random" / "polarbear" / f"{k}.tsv", sep="\t")
         assert list(on_disk.columns) == c
     assert len(tabs["genes"]) == 60 and len(tabs["peaks"]) == 90
+    assert set(tabs["genes"]["de_set"]) == set(tabs["peaks"]["de_set"]) == {"ours"}   # no authors' DE sets
     assert tabs["genes"]["is_de"].sum() > 5 and tabs["peaks"]["is_de"].sum() > 5
     assert len(tabs["markers"]) == 4      # suffix after the last '-' = Gene0..Gene3
     sf = pd.read_csv(evaluated["ref"]["size_factors"], sep="\t")

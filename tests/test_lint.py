@@ -72,7 +72,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rules_by_source(workdir):
-    return {source: _rules(workdir, {"source": source}) for source in ("demo", "public")}
+    return {source: _rules(workdir, {"source": source}) for source in ("demo", "public", "authors")}
 
 
 def test_snakemake_lint_is_clean(workdir):
@@ -86,13 +86,14 @@ def _is_target_rule(rule: dict) -> bool:
     return not rule["has_output"] and rule["norun"]
 
 
-@pytest.mark.parametrize("source", ["demo", "public"])
+@pytest.mark.parametrize("source", ["demo", "public", "authors"])
 def test_every_working_rule_has_log_benchmark_resources_env_script(rules_by_source, source):
     rules = rules_by_source[source]
     names = {r["name"] for r in rules}
     assert "all" in names
     assert ("simulate_demo" in names) == (source == "demo")
-    assert ("download" in names) == (source == "public")
+    assert ("download" in names) == ("check_sources" in names) == (source != "demo")
+    assert ("processed_authors" in names) == (source == "authors") != ("processed_full" in names)
     problems = []
     for r in rules:
         if r["name"] == "all" or _is_target_rule(r):

@@ -12,6 +12,12 @@ Checksums come from up to three sources, and every one that is available is chec
   looked up by the file's name on the server (the last path component of its URL);
 * the md5 the HTTP server reports for the body (``x-goog-hash: md5=...`` from Google Cloud
   Storage, or ``Content-MD5``).
+
+A config entry may list several URLs (``urls: [primary, mirror, ...]``, :func:`entry_urls`):
+they are tried in order and each result is verified the same way, so a corrupt mirror copy is
+refused like any other. Large files: a dropped connection is retried with exponential backoff
+and resumed with an HTTP Range request into the same temporary file; the byte count is checked
+against Content-Length (or Content-Range); progress (bytes, rate, ETA) is logged every 30 s.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import base64
 import binascii
 import gzip
 import hashlib
+import http.client
 import logging
 import re
 import time
@@ -33,7 +40,11 @@ from .fileutils import atomic_path, write_json
 
 CHUNK = 1 << 20
 MANIFEST_MAX_BYTES = 16 << 20
-_NET_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, OSError)
+USER_AGENT = "polarbear-workflow/0.1"
+_NET_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException)
+BACKOFF_SECONDS = 2.0      # wait before retry k: BACKOFF_SECONDS * 2**(k-1), at most BACKOFF_MAX
+BACKOFF_MAX = 60.0
+PROGRESS_EVERY = 30.0      # seconds between progress lines of a running download
 _ALGO = {32: "md5", 64: "sha256"}
 _HEX = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{64}")
 _GNU_LINE = re.compile(r"^([0-9a-fA-F]+)\s+\*?(.+)$")
@@ -144,14 +155,17 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
         if new != old and not (old == "http" and new == "https"):
             raise DownloadError(f"{url_basename(req.full_url)}: refusing the redirect from {old}:// to {new}:// "
                                 f"({newurl})")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new_req = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new_req is not None and req.get_method() == "HEAD":
+            new_req.method = "HEAD"   # urllib turns a redirected HEAD into a GET (a whole download)
+        return new_req
 
 
 _OPENER = urllib.request.build_opener(_RedirectPolicy)
 
 
-def _open(url: str, timeout: float):
-    req = urllib.request.Request(url, headers={"User-Agent": "polarbear-workflow/0.1"})
+def _open(url: str, timeout: float, headers: dict | None = None, method: str | None = None):
+    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})}, method=method)
     return _OPENER.open(req, timeout=timeout)
 
 
@@ -166,24 +180,113 @@ def _headers(url: str, response) -> dict:
     return out
 
 
-def _fetch(url: str, dest: Path, timeout: float) -> tuple[str, str, int, dict]:
-    """Stream ``url`` into ``dest``; returns (md5, sha256, bytes, headers)."""
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    n = 0
-    with _open(url, timeout) as r, open(dest, "wb") as out:
-        headers = _headers(url, r)
-        while True:
-            buf = r.read(CHUNK)
-            if not buf:
-                break
-            out.write(buf)
-            md5.update(buf)
-            sha.update(buf)
-            n += len(buf)
-    expected = headers.get("content-length")
-    if expected is not None and int(expected) != n:
-        raise DownloadError(f"{dest.name}: received {n} bytes, server announced {expected} (truncated)")
-    return md5.hexdigest(), sha.hexdigest(), n, headers
+class _Incomplete(ConnectionError):
+    """The body ended before the announced length (or a resume could not continue): retried,
+    resuming from the bytes already in the temporary file."""
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """``bytes <first>-<last>/<total|*>`` -> (first, last, total or None); None if malformed."""
+    m = _CONTENT_RANGE.match(value or "")
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), None if m.group(3) == "*" else int(m.group(3))
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary units up to GiB)."""
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class _Partial:
+    """The temporary file of one download and the running checksums of the bytes in it, so that a
+    dropped connection resumes (HTTP Range) where it stopped instead of starting over."""
+
+    def __init__(self, path: Path, name: str, log: logging.Logger, progress_every: float | None):
+        self.path, self.name, self.log, self.progress_every = path, name, log, progress_every
+        self.reset()
+
+    def reset(self) -> None:
+        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
+        self.n = 0
+        self.total: int | None = None
+        self.headers: dict = {}
+        self.path.write_bytes(b"")
+
+    def fetch(self, url: str, timeout: float) -> None:
+        """Fetch the rest of ``url`` (all of it when nothing is stored yet) into the file."""
+        if self.n and not url.startswith("http"):
+            self.reset()   # file:// has no ranges
+        extra = {"Range": f"bytes={self.n}-"} if self.n else {}
+        try:
+            r = _open(url, timeout, extra)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and self.n:   # range not satisfiable: start over
+                self.log.warning("%s: server refused resuming at byte %d (HTTP 416); starting over",
+                                 self.name, self.n)
+                self.reset()
+                raise _Incomplete(f"HTTP 416 when resuming {url}") from e
+            raise
+        with r:
+            headers = _headers(url, r)
+            status = getattr(r, "status", None) or 200
+            if self.n:
+                rng = parse_content_range(headers.get("content-range")) if status == 206 else None
+                if rng is None or rng[0] != self.n:
+                    self.log.warning("%s: server did not resume at byte %d (HTTP %s, Content-Range %r); "
+                                     "starting over", self.name, self.n, status, headers.get("content-range"))
+                    self.reset()
+                    if status == 206:  # a range we did not ask for: ask again from the start
+                        raise _Incomplete(f"unexpected Content-Range {headers.get('content-range')!r} from {url}")
+                else:
+                    self.log.info("%s: resuming at byte %d of %s", self.name, self.n, rng[2])
+                    if rng[2] is not None:
+                        self.total = rng[2]
+            if not self.n:
+                self.headers = headers   # server md5 headers describe the whole body: 200 responses only
+                length = headers.get("content-length", "")
+                self.total = int(length) if length.strip().isdigit() else None
+            self._stream(r)
+        if self.total is not None and self.n != self.total:
+            raise _Incomplete(f"{self.name}: received {self.n} bytes, server announced {self.total} (truncated)")
+
+    def _stream(self, r) -> None:
+        t0 = last = time.monotonic()
+        start = self.n
+        with open(self.path, "ab") as out:
+            while True:
+                buf = r.read(CHUNK)
+                if not buf:
+                    break
+                out.write(buf)
+                self.md5.update(buf)
+                self.sha.update(buf)
+                self.n += len(buf)
+                now = time.monotonic()
+                if self.progress_every is not None and now - last >= self.progress_every:
+                    last = now
+                    self.log.info("%s", self.progress(self.n - start, now - t0))
+
+    def progress(self, got: int, elapsed: float) -> str:
+        """``<name>: <bytes> of <total> (<pct>), <rate>/s, ETA <time>`` (rate of this connection)."""
+        rate = got / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            eta = _duration((self.total - self.n) / rate) if rate > 0 else "unknown"
+            return (f"{self.name}: {human_bytes(self.n)} of {human_bytes(self.total)} "
+                    f"({100 * self.n / self.total:.1f}%), {human_bytes(rate)}/s, ETA {eta}")
+        return f"{self.name}: {human_bytes(self.n)} (size unknown), {human_bytes(rate)}/s"
 
 
 def _fetch_text(url: str, timeout: float) -> str:
@@ -194,12 +297,14 @@ def _fetch_text(url: str, timeout: float) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _retry(fn, url: str, retries: int, log: logging.Logger, failure: str):
-    """``fn()``, retrying network errors with backoff (not HTTP 4xx, not file://).
+def _retry(fn, url: str, retries: int, log: logging.Logger, failure: str, backoff: float | None = None):
+    """``fn()``, retrying network errors (5xx, timeouts, dropped connections) with exponential
+    backoff; not HTTP 3xx/4xx, not file://.
 
     Raises DownloadError(``failure`` + the last error) when every attempt failed; a
     DownloadError raised by ``fn`` (checksum, gzip) is passed through without retrying.
     """
+    base = BACKOFF_SECONDS if backoff is None else backoff
     last = None
     for attempt in range(1, retries + 1):
         try:
@@ -212,8 +317,9 @@ def _retry(fn, url: str, retries: int, log: logging.Logger, failure: str):
                 break  # client errors and too many redirects are final
             if url.startswith("file:") or attempt == retries:
                 break
-            log.warning("download of %s failed (attempt %d/%d): %s", url, attempt, retries, e)
-            time.sleep(min(30, 2 ** attempt))
+            wait = min(BACKOFF_MAX, base * 2 ** (attempt - 1))
+            log.warning("download of %s failed (attempt %d/%d): %s; retrying in %.0f s", url, attempt, retries, e, wait)
+            time.sleep(wait)
     raise DownloadError(f"{failure} ({last})") from last
 
 
@@ -259,40 +365,66 @@ def _agree(name: str, expected: list[tuple[str, str]]) -> None:
                 raise DownloadError(f"{name}: {label_a} ({a}) and {label_b} ({b}) disagree")
 
 
-def download(url: str, dest, md5: str | None = None, sha256: str | None = None, retries: int = 3,
+def entry_urls(entry: dict) -> list[str]:
+    """The URLs of a config ``downloads`` entry, in the order they are tried: ``urls`` (primary
+    first, then mirrors) or the single ``url``."""
+    urls = entry.get("urls") or ([entry["url"]] if entry.get("url") else [])
+    if not urls:
+        raise ValueError(f"download entry {entry.get('file')!r} has no url/urls")
+    return list(urls)
+
+
+def download(url, dest, md5: str | None = None, sha256: str | None = None, retries: int = 3,
              timeout: float = 60.0, sidecar=None, logger: logging.Logger | None = None,
-             checksum_url: str | None = None) -> dict:
+             checksum_url: str | None = None, progress_every: float | None = PROGRESS_EVERY,
+             backoff: float | None = None) -> dict:
     """Fetch ``url`` to ``dest`` atomically and verify it against every checksum available.
 
-    ``md5``/``sha256``: expected checksums from the config. ``checksum_url``: a publisher
-    manifest (fetched first; the file must be listed in it). An md5 reported by the HTTP server
+    ``url``: one URL or a list (primary, then mirrors), tried in order until one gives a file
+    that verifies; every URL's result is checked the same way. ``md5``/``sha256``: expected
+    checksums from the config. ``checksum_url``: a publisher manifest (fetched first; the file
+    must be listed in it under the primary URL's file name). An md5 reported by the HTTP server
     is checked too. All of them must match. When none was available the observed sha256 is
     recorded in ``sidecar`` (default ``<dest>.sha256``, sha256sum format) and a warning logged.
-    Returns dict(file, url, bytes, md5, sha256, verified, verified_by). Network errors are
-    retried ``retries`` times with backoff; checksum or gzip failures are not retried.
+    Returns dict(file, url, bytes, md5, sha256, verified, verified_by).
+
+    Network errors (5xx, timeouts, a body shorter than its Content-Length) are retried
+    ``retries`` times per URL with exponential backoff (``backoff`` seconds, doubling); an
+    interrupted body is resumed with an HTTP Range request into the same temporary file (from
+    the start when the server does not honour the range). Checksum or gzip failures are not
+    retried on the same URL. Progress (bytes, rate, ETA) is logged every ``progress_every`` s.
     """
     dest = Path(dest)
+    urls = [url] if isinstance(url, str) else list(url)
+    if not urls:
+        raise DownloadError(f"{dest.name}: no URL to download from")
     log = logger or logging.getLogger("polarbear")
     expected = [(f"config {algo}", v.lower()) for algo, v in (("md5", md5), ("sha256", sha256)) if v]
     if checksum_url:
-        digest = manifest_checksum(checksum_url, url, dest.name, retries, timeout, log)
+        digest = manifest_checksum(checksum_url, urls[0], dest.name, retries, timeout, log)
         expected.append((f"manifest {_ALGO[len(digest)]} ({checksum_url})", digest))
     _agree(dest.name, expected)
 
-    def attempt() -> dict:
-        with atomic_path(dest) as tmp:
-            got_md5, got_sha, n, headers = _fetch(url, tmp, timeout)
-            checks = expected + [(f"server md5 ({h})", v) for h, v in _server_md5s(headers)]
-            _verify(dest.name, url, checks, got_md5, got_sha)
-            if dest.name.endswith(".gz"):
-                try:
-                    check_gzip(tmp)
-                except DownloadError as e:
-                    raise DownloadError(f"{dest.name}: {str(e).split(': ', 1)[1]} ({url})") from e
-        return {"file": dest.name, "url": url, "bytes": n, "md5": got_md5, "sha256": got_sha,
-                "verified": bool(checks), "verified_by": [label for label, _ in checks]}
-
-    info = _retry(attempt, url, retries, log, f"{dest.name}: download from {url} failed")
+    errors: list[str] = []
+    with atomic_path(dest) as tmp:
+        part = _Partial(tmp, dest.name, log, progress_every)
+        for k, u in enumerate(urls):
+            if k:
+                log.warning("%s: trying mirror %d/%d: %s", dest.name, k + 1, len(urls), u)
+                part.reset()
+            try:
+                info = _retry(lambda: _fetch_verified(part, u, timeout, expected), u, retries, log,
+                              f"{dest.name}: download from {u} failed", backoff)
+                break
+            except DownloadError as e:
+                errors.append(str(e))
+                if len(urls) > 1:
+                    log.warning("%s", e)
+        else:
+            if len(urls) == 1:
+                raise DownloadError(errors[0])
+            raise DownloadError(f"{dest.name}: none of its {len(urls)} URLs gave a verified file: "
+                                + "; ".join(f"[{i + 1}] {e}" for i, e in enumerate(errors)))
     if not info["verified"]:
         side = Path(sidecar) if sidecar else dest.with_name(dest.name + ".sha256")
         with atomic_path(side) as tmp:
@@ -300,8 +432,29 @@ def download(url: str, dest, md5: str | None = None, sha256: str | None = None, 
         log.warning("%s: no checksum available (config, manifest or server); recorded sha256 %s in %s "
                     "(add it to config to verify)", dest.name, info["sha256"], side)
     else:
-        log.info("%s: %d bytes, verified by %s", dest.name, info["bytes"], ", ".join(info["verified_by"]))
+        log.info("%s: %d bytes from %s, verified by %s", dest.name, info["bytes"], info["url"],
+                 ", ".join(info["verified_by"]))
     return info
+
+
+def _fetch_verified(part: _Partial, url: str, timeout: float, expected: list[tuple[str, str]]) -> dict:
+    """Fetch (or resume) ``url`` into ``part`` and verify the complete body."""
+    part.fetch(url, timeout)
+    name = part.name
+    got_md5, got_sha = part.md5.hexdigest(), part.sha.hexdigest()
+    checks = expected + [(f"server md5 ({h})", v) for h, v in _server_md5s(part.headers)]
+    try:
+        _verify(name, url, checks, got_md5, got_sha)
+        if name.endswith(".gz"):
+            try:
+                check_gzip(part.path)
+            except DownloadError as e:
+                raise DownloadError(f"{name}: {str(e).split(': ', 1)[1]} ({url})") from e
+    except DownloadError:
+        part.reset()   # a complete but wrong body is not resumed
+        raise
+    return {"file": name, "url": url, "bytes": part.n, "md5": got_md5, "sha256": got_sha,
+            "verified": bool(checks), "verified_by": [label for label, _ in checks]}
 
 
 def summary_path(sidecar) -> Path:

@@ -40,9 +40,10 @@ Three entry points (one per Snakemake rule, called by the thin scripts/evaluate_
     that define ``is_de`` for both definitions.
 
 ``run_evaluation`` (per variant, scenario, method) -- on the TEST cells of the scenario:
-    genes.tsv   gene, pearson, pearson_v1, is_de, frac_nonzero, n_pos (test cells with a count)
-    peaks.tsv   peak, auroc, auprnorm, pp, n_pos, is_de, paper_set: AUROC / AUPRnorm of the
-                depth-rescaled prediction (rna_to_atac X) against the binarised truth
+    genes.tsv   gene, pearson, pearson_v1, is_de, frac_nonzero, n_pos (test cells with a count),
+                de_set (which DE set defines is_de: ``ours`` or ``authors``, see below)
+    peaks.tsv   peak, auroc, auprnorm, pp, n_pos, is_de, paper_set, de_set: AUROC / AUPRnorm of
+                the depth-rescaled prediction (rna_to_atac X) against the binarised truth
     cells.tsv   cell, cell_type, foscttm_latent_rna_query, foscttm_latent_atac_query (both in the
                 ATAC latent = paper), foscttm_rna_latent_rna_query, foscttm_rna_latent_atac_query
                 (RNA latent; the ATAC query there is v1's "latent ATAC query"), and the profile
@@ -58,8 +59,11 @@ Three entry points (one per Snakemake rule, called by the thin scripts/evaluate_
                 true_fdr_v1, true_de_v1 (v1, de.test_vs_rest_de: predicted test vs predicted
                 train + validation)
     is_de: FDR <= evaluate.de_fdr in any of the "DE cell types": all cell types for the random
-    split; for the unseen split the cell types that make up >= 10% of the test cells (the
-    paper restricts the unseen-type evaluation to that type's DE genes / peaks).
+    split; for the held-out splits (unseen, babel) the cell types that make up >= 10% of the test
+    cells (the paper restricts the unseen-type evaluation to that type's DE genes / peaks).
+    With source authors the authors' DE sets replace ours where present (``de_set`` =
+    ``authors``): genes = Chen et al. 2019 Suppl. Table 1 (all for the random split, the clusters
+    of the held-out types otherwise), peaks = adultbrainfull50_atac_outer_peaks_noXY_diffexp.txt.
 
 ``run_table3`` -- per split, definition, metric and method (full variant): mean (SD), median, n,
     n_nan over the definition's features / cells, counts of features where polarbear is
@@ -82,6 +86,7 @@ from .predictions import load_coassay
 from .seeds import base_method, is_first_seed, seed_summary
 
 UNSEEN_MIN_SHARE = 0.10
+HELD_OUT_SCENARIOS = ("unseen", "babel")   # test cells = held-out cell types
 REFERENCE_METHOD = "polarbear"
 DEFINITIONS = ("paper", "v1")
 
@@ -148,7 +153,7 @@ def _dense(X, path) -> np.ndarray:
 def de_cell_types(test_cell_types, scenario: str) -> list[str]:
     """Cell types whose DE features define is_de (see module docstring)."""
     s = pd.Series(np.asarray(test_cell_types).astype(str))
-    if scenario == "unseen":
+    if scenario in HELD_OUT_SCENARIOS:
         share = s.value_counts(normalize=True)
         return sorted(share[share >= UNSEEN_MIN_SHARE].index)
     return sorted(s.unique())
@@ -167,6 +172,35 @@ def _read_size_factors(sf_path, obs_names) -> tuple[np.ndarray, np.ndarray]:
             sf_tab["size_factor_v1"].to_numpy(dtype=np.float64))
 
 
+def authors_gene_de(genes, path, scenario: str, test_types, logger) -> np.ndarray | None:
+    """is_de of ``genes`` from the authors' DE gene table (authors.read_de_genes -> gene, cluster,
+    ident), as evaluate_polarbear.R selects it: every listed gene for the random split; for a
+    held-out split the genes of the clusters of the held-out cell types (the R code: the
+    Ex-L2/3-Rasgrf2 genes, the major type of BABEL's test set). None when no cluster matches."""
+    tab = _read_table(path)
+    miss = [c for c in ("gene", "cluster", "ident") if c not in tab.columns]
+    if miss:
+        raise InputFormatError(path, f"missing column(s) {miss}", line=1)
+    tab = tab.fillna("")
+    if scenario in HELD_OUT_SCENARIOS:
+        sel = tab["ident"].astype(str).isin(set(test_types))
+        if not sel.any():
+            logger.warning("authors' DE genes: no cluster maps to the held-out cell types %s; using our DE",
+                           list(test_types))
+            return None
+        logger.info("authors' DE genes of clusters %s", sorted(set(tab.loc[sel, "cluster"])))
+        tab = tab[sel]
+    return np.isin(np.asarray(genes, dtype=str), tab["gene"].astype(str).to_numpy())
+
+
+def authors_peak_de(peaks, path) -> np.ndarray:
+    """is_de of ``peaks`` from the authors' DE peak list (one set for every split, as in the R code)."""
+    tab = _read_table(path)
+    if "peak" not in tab.columns:
+        raise InputFormatError(path, "missing column 'peak'", line=1)
+    return np.isin(np.asarray(peaks, dtype=str), tab["peak"].astype(str).to_numpy())
+
+
 def paper_log_prediction(pred_freq: np.ndarray, mean_libsize: float) -> np.ndarray:
     """``log(pred x L + 1)``: the norm estimation on the scale of the mean library size ``L``
     (evaluation_functions.R ``calculate_cor(..., norm_pred = TRUE)``)."""
@@ -174,8 +208,13 @@ def paper_log_prediction(pred_freq: np.ndarray, mean_libsize: float) -> np.ndarr
 
 
 def evaluate_run(pred_paths, rna_path, atac_path, sf_path, genes_de_path, peaks_de_path,
-                 scenario: str, de_fdr: float, marker_genes: dict | None, logger) -> dict:
-    """Compute the five evaluation tables of one (variant, scenario, method) run."""
+                 scenario: str, de_fdr: float, marker_genes: dict | None, logger,
+                 authors_de_genes=None, authors_de_peaks=None) -> dict:
+    """Compute the five evaluation tables of one (variant, scenario, method) run.
+
+    ``authors_de_genes`` / ``authors_de_peaks`` (source authors): the authors' DE sets define
+    is_de instead of our cell-type DE; column ``de_set`` of genes.tsv / peaks.tsv says which
+    set was used (``authors`` or ``ours``)."""
     a2r_path, r2a_path, lat_path, a2r_rest_path = map(str, pred_paths)
     data = load_coassay(rna_path, atac_path, scenario)
     test = data.test
@@ -204,10 +243,16 @@ def evaluate_run(pred_paths, rna_path, atac_path, sf_path, genes_de_path, peaks_
         r_v1 = M.pearson_columns(pred_log_v1, truth_log_v1)
     g_fdr = _read_fdr_table(genes_de_path).reindex(genes.astype(str))
     n_pos_g = np.asarray((X_test > 0).sum(axis=0)).ravel()
+    gene_de, gene_set = de_mod.de_flags(g_fdr, test_types, de_fdr), "ours"
+    if authors_de_genes:
+        flags = authors_gene_de(genes, authors_de_genes, scenario, test_types, logger)
+        if flags is not None:
+            gene_de, gene_set = flags, "authors"
+    logger.info("DE genes (%s set): %d of %d", gene_set, int(np.sum(gene_de)), len(genes))
     genes_tab = pd.DataFrame({
-        "gene": genes, "pearson": r, "pearson_v1": r_v1,
-        "is_de": de_mod.de_flags(g_fdr, test_types, de_fdr),
+        "gene": genes, "pearson": r, "pearson_v1": r_v1, "is_de": gene_de,
         "frac_nonzero": n_pos_g / max(1, test.size), "n_pos": n_pos_g.astype(np.int64),
+        "de_set": gene_set,
     })
 
     # --- peaks -----------------------------------------------------------------------------
@@ -216,11 +261,15 @@ def evaluate_run(pred_paths, rna_path, atac_path, sf_path, genes_de_path, peaks_
     with timed(logger, f"peak-wise AUROC/AUPR on {pred_atac.shape[1]} peaks"):
         pk = M.auroc_ap_columns(truth_atac, pred_atac)
     p_fdr = _read_fdr_table(peaks_de_path).reindex(peaks.astype(str))
-    peak_de = de_mod.de_flags(p_fdr, test_types, de_fdr)
+    peak_de, peak_set = de_mod.de_flags(p_fdr, test_types, de_fdr), "ours"
+    if authors_de_peaks:
+        peak_de, peak_set = authors_peak_de(peaks, authors_de_peaks), "authors"
+    logger.info("DE peaks (%s set): %d of %d", peak_set, int(np.sum(peak_de)), len(peaks))
     peaks_tab = pd.DataFrame({"peak": peaks, "auroc": pk["auroc"].to_numpy(),
                               "auprnorm": pk["auprnorm"].to_numpy(), "pp": pk["pp"].to_numpy(),
                               "n_pos": pk["n_pos"].to_numpy(), "is_de": peak_de,
-                              "paper_set": M.paper_peak_set(pk["n_pos"], peak_de, test.size)})
+                              "paper_set": M.paper_peak_set(pk["n_pos"], peak_de, test.size),
+                              "de_set": peak_set})
 
     # --- cells (FOSCTTM) ---------------------------------------------------------------------
     for key in M_LATENT:
@@ -278,12 +327,14 @@ M_LATENT = ("rna_query", "atac_reference", "atac_query", "rna_reference")
 
 
 def run_evaluation(pred_paths, rna_path, atac_path, sf_path, genes_de_path, peaks_de_path,
-                   outputs: dict, scenario: str, de_fdr: float, marker_genes=None, log_path=None):
+                   outputs: dict, scenario: str, de_fdr: float, marker_genes=None, log_path=None,
+                   authors_de_genes=None, authors_de_peaks=None):
     """Entry point of scripts/evaluate_run.py; ``outputs`` maps genes/peaks/cells/markers/de -> path."""
     logger = get_logger(log_path)
     with timed(logger, f"evaluation ({scenario}) of {pred_paths[0]}"):
         tabs = evaluate_run(pred_paths, rna_path, atac_path, sf_path, genes_de_path,
-                            peaks_de_path, scenario, de_fdr, marker_genes, logger)
+                            peaks_de_path, scenario, de_fdr, marker_genes, logger,
+                            authors_de_genes=authors_de_genes, authors_de_peaks=authors_de_peaks)
     for key, df in tabs.items():
         write_tsv(df, outputs[key])
     return tabs

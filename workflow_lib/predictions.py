@@ -24,6 +24,7 @@ from .fileutils import InputFormatError, write_h5ad
 
 LATENT_KEYS = ("rna_query", "atac_reference", "atac_query", "rna_reference")
 SPLITS = ("train", "val", "test")
+UNUSED = "none"   # split value of a co-assay cell without a role in the scenario (split_babel only)
 PREDICTION_NAMES = ("atac_to_rna", "rna_to_atac", "latent", "atac_to_rna_rest")
 
 
@@ -62,7 +63,7 @@ def load_coassay(rna_path, atac_path, scenario: str) -> CoassayData:
         if col not in a.obs:
             raise InputFormatError(p, f"obs column {col!r} missing")
     split = rna.obs[col].astype(str).values
-    bad = sorted(set(split) - set(SPLITS))
+    bad = sorted(set(split) - set(SPLITS) - {UNUSED})
     if bad:
         raise InputFormatError(rna_path, f"obs column {col!r} has unexpected values {bad}")
     idx = {s: np.flatnonzero(split == s) for s in SPLITS}

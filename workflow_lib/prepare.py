@@ -410,14 +410,18 @@ def _restore_categories(sub: ad.AnnData, full: ad.AnnData) -> None:
 # contract check
 # --------------------------------------------------------------------------------------------
 def validate_processed(paths: Mapping[str, str], atac_sets: Sequence[str] = ("li", "fang"),
-                       rna_dataset: str = "zeisel") -> list[str]:
+                       rna_dataset: str = "zeisel", categories: Mapping[str, Mapping[str, list]] | None = None,
+                       extra_splits: Sequence[str] = ()) -> list[str]:
     """Check the four processed files of one variant against the data contract; returns a list of
-    problems (empty = OK)."""
+    problems (empty = OK). ``categories`` = {column: {"rna": [...], "atac": [...]}} overrides the
+    expected batch/dataset categories (source authors: one-hot batch columns); ``extra_splits``:
+    further split columns (``split_babel``, which may also hold ``none``)."""
     from .genome import chrom_sort_key
 
     p: list[str] = []
     a = {k: ad.read_h5ad(v) for k, v in paths.items()}
     cats = {"rna": ["snare", rna_dataset], "atac": ["snare", *atac_sets]}
+    expected = {col: (categories or {}).get(col, cats) for col in ("batch", "dataset")}
     for k, x in a.items():
         mod = "rna" if k.endswith("rna") else "atac"
         if not sp.isspmatrix_csr(x.X) or x.X.dtype != np.float32:
@@ -430,14 +434,17 @@ def validate_processed(paths: Mapping[str, str], atac_sets: Sequence[str] = ("li
         for col in ("batch", "dataset"):
             if col not in x.obs or not isinstance(x.obs[col].dtype, pd.CategoricalDtype):
                 p.append(f"{k}: obs {col} missing or not categorical")
-            elif list(x.obs[col].cat.categories) != cats[mod]:
-                p.append(f"{k}: obs {col} categories {list(x.obs[col].cat.categories)} != {cats[mod]}")
+            elif list(x.obs[col].cat.categories) != list(expected[col][mod]):
+                p.append(f"{k}: obs {col} categories {list(x.obs[col].cat.categories)} != {expected[col][mod]}")
         if k.startswith("coassay"):
             for col in ("cell_type", "split_random", "split_unseen"):
                 if col not in x.obs:
                     p.append(f"{k}: obs {col} missing")
-            for col in ("split_random", "split_unseen"):
-                if col in x.obs and not set(x.obs[col].astype(str)) <= {"train", "val", "test"}:
+            for col in ("split_random", "split_unseen", *extra_splits):
+                allowed = {"train", "val", "test"} | ({"none"} if col in extra_splits else set())
+                if col not in x.obs:
+                    p.append(f"{k}: obs {col} missing")
+                elif not set(x.obs[col].astype(str)) <= allowed:
                     p.append(f"{k}: {col} has values {set(x.obs[col].astype(str))}")
         want = ["gene_name", "chrom"] if mod == "rna" else ["chrom", "start", "end"]
         if [c for c in want if c not in x.var]:
@@ -452,13 +459,15 @@ def validate_processed(paths: Mapping[str, str], atac_sets: Sequence[str] = ("li
         elif mod == "rna":
             if not (x.var_names == x.var["gene_name"].astype(str).to_numpy()).all():
                 p.append(f"{k}: var index != gene_name")
-            if not genome.is_autosome(x.var["chrom"].to_numpy()).all():
+            known = x.var["chrom"].astype(str).to_numpy()
+            known = known[known != ""]   # "" = unknown (source authors: the gene file lists symbols only)
+            if not genome.is_autosome(known).all():
                 p.append(f"{k}: non-autosomal genes")
         if not x.obs_names.is_unique:
             p.append(f"{k}: obs_names not unique")
     if not a["coassay_rna"].obs_names.equals(a["coassay_atac"].obs_names):
         p.append("coassay_rna and coassay_atac obs_names differ")
-    for c in ("cell_type", "split_random", "split_unseen"):
+    for c in ("cell_type", "split_random", "split_unseen", *extra_splits):
         if not a["coassay_rna"].obs[c].astype(str).equals(a["coassay_atac"].obs[c].astype(str)):
             p.append(f"co-assay obs {c} differs between RNA and ATAC")
     for mod, (co, single) in {"rna": RNA_KINDS, "atac": ATAC_KINDS}.items():

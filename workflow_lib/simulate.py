@@ -868,3 +868,130 @@ def simulate_demo(outdir, demo: dict, files: dict[str, str], atac_sets: dict | N
     absent = ~genes["in_gtf"].to_numpy()[snare_gene_idx]
     summary["snare_genes_absent_from_gtf"] = [str(g) for g in sym[snare_gene_idx][absent]]
     return summary
+
+
+# ----------------------------------------------------------------------------- authors' format
+# Ident codes of the SNARE-seq metadata (as in the authors' evaluate_polarbear.R mapping), given
+# to the simulated types in this order; Chen et al. 2019 cluster names are their inverse.
+_AUTHORS_IDENTS = ["E2Rasgrf2", "OliM", "InP", "Ast", "E5Parm1", "OPC", "E6Tle4", "InS", "Mic"]
+AUTHORS_STREAM = 100   # RNG streams 100+ : nothing of the raw demo files' streams is used
+
+
+def _write_mtx_plain(cells_x_features: sp.csr_matrix, path) -> None:
+    """MatrixMarket coordinate integer general, cells x features (as scipy mmwrite lays it out)."""
+    m = sp.coo_matrix(cells_x_features)
+    order = np.lexsort((m.row, m.col))
+    head = f"%%MatrixMarket matrix coordinate integer general\n%\n{m.shape[0]} {m.shape[1]} {m.nnz}\n"
+    body = "".join(f"{i + 1} {j + 1} {int(round(v))}\n" for i, j, v in
+                   zip(m.row[order].tolist(), m.col[order].tolist(), m.data[order].tolist()))
+    with atomic_path(path) as tmp:
+        tmp.write_text(head + body)
+
+
+def _write_onehot(cols: np.ndarray, k: int, path) -> None:
+    """One-hot batch matrix in MatrixMarket *array* format (what mmwrite makes of a dense array)."""
+    dense = np.zeros((len(cols), k))
+    dense[np.arange(len(cols)), cols] = 1
+    lines = [f"%%MatrixMarket matrix array real general\n%\n{dense.shape[0]} {dense.shape[1]}\n"]
+    lines += [f"{v:.18e}\n" for v in dense.T.ravel()]   # column-major
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(lines))
+
+
+def _write_text(lines, path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{ln}\n" for ln in lines))
+
+
+def simulate_authors(outdir, files: dict[str, str], seed: int = 7, n_coassay: int = 400,
+                     n_single: int = 400, n_genes: int = 300, n_peaks: int = 800,
+                     n_cell_types: int = 5) -> dict:
+    """Write a small data set in the Polarbear authors' processed format (source ``authors``).
+
+    ``files`` maps the authors' download keys (``authors_*`` and ``snare_metadata``, see
+    workflow_lib.sources) to file names in ``outdir``. Uses its own random streams (seed,
+    100+), so the raw demo files of :func:`simulate_demo` are untouched. Peaks are listed in
+    lexicographic chromosome order with chrX/chrY peaks (as the authors' file does), the babel
+    split holds out the two largest types (a few cells are in no list), the one-hot batch files
+    are MatrixMarket arrays. Returns a summary.
+    """
+    from .xlsx import write_xlsx
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = {k: outdir / v for k, v in files.items()}
+    labels = _make_labels(n_cell_types)
+    idents = _AUTHORS_IDENTS[: n_cell_types]
+    props = _type_proportions(len(labels), _rng(seed, AUTHORS_STREAM + 1))
+    genes = _make_genes(_rng(seed, AUTHORS_STREAM + 2), n_genes, labels)
+    peaks = _make_snare_peaks(_rng(seed, AUTHORS_STREAM + 3), genes, n_peaks)
+    prog = _Programs(_rng(seed, AUTHORS_STREAM + 4), genes, peaks, labels, n_coassay)
+    gidx = np.flatnonzero(genes["in_snare"].to_numpy())
+    r = _rng(seed, AUTHORS_STREAM + 10)
+
+    # peaks in lexicographic chromosome order (chr1, chr10, ..., chr2, ..., chrX, chrY)
+    porder = np.lexsort((peaks["start"].to_numpy(), peaks["chrom"].to_numpy().astype(str)))
+    pk = peaks.iloc[porder].reset_index(drop=True)
+
+    def atac(t, f, dataset, n):
+        acc = r.random((n, len(peaks))) < _atac_probs(prog, t, f, 0.3 * r.normal(size=n), dataset)
+        return _binary_counts(r, acc)[:, porder]
+
+    t, f = _sample_cells(r, n_coassay, props)
+    rna = _rna_counts(r, prog, t, f, np.log(700) + 0.4 * r.normal(size=n_coassay), "snare", gidx)
+    co_atac = atac(t, f, "snare", n_coassay)
+    bc = _barcodes(r, n_coassay, 12, lambda i, s: f"{['09A', '09B', '09C'][i % 3]}_{s}")
+    ts, fs = _sample_cells(r, n_single, _perturbed_props(r, props))
+    srna = _rna_counts(r, prog, ts, fs, np.log(1500) + 0.4 * r.normal(size=n_single), "zeisel", gidx)
+    ta, fa = _sample_cells(r, n_single, _perturbed_props(r, props))
+    half = n_single // 2
+    satac = sp.vstack([atac(ta[:half], fa[:half], "li", half),
+                       atac(ta[half:], fa[half:], "fang", n_single - half)], format="csr")
+    sbc = _barcodes(r, n_single, 14, lambda i, s: f"10X{82 + i % 3}_{s}")
+    abc = _barcodes(r, n_single, 16, lambda i, s: f"CEMBA{180305 + i % 2}_{s}")
+
+    sym = genes["symbol"].to_numpy()[gidx]
+    _write_mtx_plain(rna, path["authors_rna_snareseq"])
+    _write_mtx_plain(co_atac, path["authors_atac_snareseq"])
+    _write_mtx_plain(srna, path["authors_rna_single"])
+    _write_mtx_plain(satac, path["authors_atac_single"])
+    for key, names in (("authors_rna_snareseq_barcodes", bc), ("authors_atac_snareseq_barcodes", bc),
+                       ("authors_rna_single_barcodes", sbc), ("authors_atac_single_barcodes", abc)):
+        _write_text(["\tindex"] + [f"{i}\t{b}" for i, b in enumerate(names)], path[key])
+    _write_onehot(np.zeros(n_coassay, np.int64), 2, path["authors_rna_snareseq_batches"])
+    _write_onehot(np.ones(n_single, np.int64), 2, path["authors_rna_single_batches"])
+    _write_onehot(np.zeros(n_coassay, np.int64), 3, path["authors_atac_snareseq_batches"])
+    _write_onehot(np.repeat([1, 2], [half, n_single - half]), 3, path["authors_atac_single_batches"])
+    _write_text(list(sym), path["authors_rna_genes"])
+    _write_text([f"{c}:{s}-{e}" for c, s, e in pk[["chrom", "start", "end"]].itertuples(index=False)],
+                path["authors_atac_peaks"])
+    ident = np.array(idents, dtype=object)[t]
+    meta = pd.DataFrame({"Ident": pd.Categorical(ident, categories=sorted(set(idents)))},
+                        index=pd.Index(list(bc)))
+    _write_rds(meta, path["snare_metadata"])
+
+    # BABEL's split: the largest type -> valid, the second -> test (Leiden-like), 2% unlisted
+    sizes = pd.Series(t).value_counts()
+    split = np.full(n_coassay, "train", dtype=object)
+    split[t == sizes.index[0]] = "valid"
+    split[t == sizes.index[1]] = "test"
+    split[r.random(n_coassay) < 0.02] = "none"
+    for name in ("train", "valid", "test"):
+        _write_text([b for b, s in zip(bc, split) if s == name], path[f"authors_babel_{name}"])
+
+    # DE sets: peaks by 1-based position in the authors' autosomal order; genes per cluster
+    chroms = pk["chrom"].to_numpy().astype(str)
+    n_auto = int((~np.isin(chroms, ["chrX", "chrY"])).sum())
+    de_idx = np.sort(r.choice(n_auto, max(1, n_auto // 5), replace=False)) + 1
+    _write_text(["index\tcelltype"] + [f"{i}\t{idents[i % len(idents)]}" for i in de_idx], path["authors_atac_de_peaks"])
+    from .authors import CLUSTER_TO_IDENT
+    cluster_of = {v: k for k, v in CLUSTER_TO_IDENT.items()}
+    rows = [["Supplementary Table 1 (simulated)"], ["Differentially expressed genes"], [],
+            ["Gene", "p_val", "avg_logFC", "Cluster"]]
+    for k, lab in enumerate(labels):
+        chosen = [lab.rsplit("-", 1)[1]] + list(r.choice(sym, 5, replace=False))
+        rows += [[g, 1e-10, 1.5, cluster_of[idents[k]]] for g in dict.fromkeys(chosen)]
+    write_xlsx(path["authors_de_genes"], {"Adult_cerebral_cortex": rows, "Adult_cerebral_cortex_peaks": [["x"]]})
+    return {"n_coassay": n_coassay, "n_single_rna": n_single, "n_single_atac": n_single,
+            "n_genes": len(sym), "n_peaks": len(pk), "n_autosomal_peaks": n_auto, "idents": idents,
+            "babel": pd.Series(split).value_counts().to_dict(), "n_de_peaks": len(de_idx)}

@@ -1,0 +1,92 @@
+"""Sources: every configured URL is named by a source list in docs/sources/, which keys each
+source downloads, the demo overlays and exclude_sets of the single-assay ATAC sets."""
+
+import copy
+
+import pytest
+
+from workflow_lib.download import entry_urls
+from workflow_lib.sources import (AUTHORS_FILES, DEMO_FILES, check_atac_downloads, check_scenarios,
+                                  demo_files, effective_atac_sets, needed_downloads)
+
+
+def _all_urls(cfg):
+    for key, e in cfg["downloads"].items():
+        for u in entry_urls(e):
+            yield key, u
+        if e.get("checksum_url"):
+            yield key, e["checksum_url"]
+
+
+def test_every_config_url_is_named_by_a_source(repo, default_config):
+    text = "\n".join(p.read_text() for p in (repo / "docs" / "sources").iterdir() if p.is_file())
+    unnamed = [(k, u) for k, u in _all_urls(default_config)
+               if u not in text and u.rsplit("/", 1)[0] + "/" not in text]
+    assert unnamed == []
+
+
+def test_no_invented_li_entries_and_no_dead_fang_tree(default_config):
+    assert not [k for k in default_config["downloads"] if k.startswith("li_atac_")]
+    urls = [u for _, u in _all_urls(default_config)]
+    assert not [u for u in urls if "r3fang/share" in u or "li2021_snATAC" in u]
+
+
+def test_li_and_fang_snap_entries(repo, default_config):
+    listed = [ln.strip() for ln in (repo / "docs" / "sources" / "li2021_snap_urls_renlab.txt").read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]
+    sets = default_config["single_atac_sets"]
+    li = sets["li"]["files"]
+    assert len(li) == 90 and len(set(li)) == 90
+    assert [entry_urls(default_config["downloads"][k])[0] for k in li] == listed
+    for k in li:
+        urls = entry_urls(default_config["downloads"][k])
+        name = default_config["downloads"][k]["file"]
+        assert urls[1] == f"http://catlas.org/catlas_downloads/mousebrain/snap/{name}"
+        assert default_config["downloads"][k]["md5"] is None   # nobody published checksums
+    fang = sets["fang"]["files"]
+    assert len(fang) == 6 and set(fang) <= set(li)
+    assert sets["fang"]["format"] == sets["li"]["format"] == "snap"
+
+
+def test_each_sample_read_once_by_default(default_config):
+    sets = effective_atac_sets(default_config, demo=False)
+    assert len(sets["li"]["files"]) == 84 and len(sets["fang"]["files"]) == 6
+    assert not set(sets["li"]["files"]) & set(sets["fang"]["files"])
+    cfg = copy.deepcopy(default_config)
+    cfg["single_atac_sets"]["li"]["exclude_sets"] = []
+    assert len(effective_atac_sets(cfg)["li"]["files"]) == 90
+    cfg["single_atac_sets"]["li"]["exclude_sets"] = ["nope"]
+    with pytest.raises(ValueError, match=r"single_atac_sets.li.exclude_sets names \['nope'\]"):
+        effective_atac_sets(cfg)
+
+
+def test_demo_overlay_keeps_the_demo_files(default_config):
+    sets = effective_atac_sets(default_config, demo=True)
+    assert sets["li"]["format"] == "mtx_bed" and sets["fang"]["files"] == ["snap_CEMBA180305_2B"]
+    files = demo_files(default_config)
+    assert set(DEMO_FILES) <= set(files) and "snap_CEMBA180305_2B" in files and len(files) == 14
+    check_atac_downloads(default_config, demo=True)
+    with pytest.raises(ValueError, match="li_atac_counts"):
+        check_atac_downloads({**default_config, "single_atac_sets": {"li": {"assembly": "mm10"}}}, demo=False)
+
+
+def test_needed_downloads_per_source(default_config):
+    public = needed_downloads(default_config, "public")
+    assert len(public) == 9 + 90 and "mm9_to_mm10_chain" not in public   # every set is mm10
+    authors = needed_downloads(default_config, "authors")
+    assert set(AUTHORS_FILES.values()) <= set(authors) and "authors_babel_test" in authors
+    assert "authors_de_genes" in authors and not [k for k in authors if k.startswith("snap_")]
+    assert needed_downloads(default_config, "demo") == []
+    cfg = copy.deepcopy(default_config)
+    cfg["single_atac_sets"]["fang"]["assembly"] = "mm9"
+    assert "mm9_to_mm10_chain" in needed_downloads(cfg, "public")
+
+
+def test_babel_scenario_only_with_the_authors_source(default_config):
+    assert check_scenarios(["random", "unseen"], "authors", default_config) == ["random", "unseen", "babel"]
+    assert check_scenarios(["random", "unseen"], "public", default_config) == ["random", "unseen"]
+    with pytest.raises(ValueError, match="scenario 'babel' needs source: authors"):
+        check_scenarios(["random", "babel"], "demo", default_config)
+    cfg = copy.deepcopy(default_config)
+    del cfg["downloads"]["authors_babel_valid"]
+    assert check_scenarios(["random"], "authors", cfg) == ["random"]
