@@ -5,12 +5,18 @@
 #   snakemake --cores 1 check_sources --config source=public|authors   which links answer (no download)
 from snakemake.utils import min_version, validate
 
+from workflow_lib.settings import source_config
+
 min_version("9.0")
 
 
 configfile: "config.yaml"
 
 
+validate(config, "schemas/config.schema.yaml")
+# source: demo -- the demo: block is deep-merged over the settings (one overlay mechanism); the
+# merged configuration is validated again, so a typo inside the overlay is refused as well
+config.update(source_config(config))
 validate(config, "schemas/config.schema.yaml")
 
 

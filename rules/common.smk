@@ -17,8 +17,8 @@ SCENARIOS = check_scenarios(config["scenarios"], SOURCE, config)
 METHODS = config["methods"]
 SEEDS = check_seeds(config["seeds"])  # training seeds; the first keeps the bare run names
 MODALITY_KINDS = ["coassay_rna", "coassay_atac", "single_rna", "single_atac"]
-# single-assay ATAC sets with their demo overlays (source: demo) and exclude_sets resolved
-ATAC_SETS = effective_atac_sets(config, DEMO)
+# single-assay ATAC sets with exclude_sets resolved
+ATAC_SETS = effective_atac_sets(config)
 SINGLE_ATAC_SETS = list(ATAC_SETS)
 check_atac_downloads(config, DEMO)  # every set's files (by format) have a downloads entry
 check_split_fractions(config)  # train/val/test fractions sum to 1
@@ -78,8 +78,6 @@ def atac_counts_inputs(dataset):
 
 def atac_assembly(dataset):
     """Genome assembly of a single-assay ATAC set's peak coordinates."""
-    if DEMO and dataset == config["demo"]["mm9_set"]:
-        return "mm9"
     return ATAC_SETS[dataset]["assembly"]
 
 
@@ -118,19 +116,18 @@ def run_constraint(methods):
 
 
 def polarbear_grid():
-    """Grid point names, e.g. latent10_beta0.5 (demo_grid for source=demo)."""
+    """Grid point names, e.g. latent10_beta0.5."""
     return grid_points(PB_SETTINGS["grid"])
 
 
 def babel_grid():
-    """Grid point names, e.g. latent16_weight1.33 (demo_grid for source=demo)."""
+    """Grid point names, e.g. latent16_weight1.33."""
     return grid_points(BABEL_SETTINGS["grid"])
 
 
-SPLIT_SETTINGS = deep_merge(config["splits"], config["splits"].get("demo") if DEMO else None)  # demo overlay
-PB_SETTINGS = polarbear_settings(config["polarbear"], DEMO)  # demo: overlay polarbear.demo applied
-# babel.architecture picks the model; its overlays (babel.demo, babel.compact[.demo]) applied
-BABEL_SETTINGS = babel_settings(config["babel"], DEMO)
+SPLIT_SETTINGS = config["splits"]
+PB_SETTINGS = polarbear_settings(config["polarbear"])
+BABEL_SETTINGS = babel_settings(config["babel"])  # babel.architecture picks the model (and babel.compact)
 
 
 def vae_fit_params():

@@ -18,7 +18,7 @@ if DEMO:
         output:
             [raw(n) for n in demo_files(config)],
         params:
-            demo=config["demo"],
+            demo=config["demo"]["simulate"],
             files={n: download_file(config, n, True) for n in demo_files(config)},
             atac_sets=ATAC_SETS,
             outdir=lambda wc, output: os.path.dirname(output[0]),

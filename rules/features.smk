@@ -5,12 +5,7 @@
 FEAT = config["features"]
 
 
-# demo: a separate (larger) fraction keeps the small simulated single-assay sets informative
-DOWNSAMPLE_FRAC = (
-    FEAT.get("demo_single_atac_downsample_frac", FEAT["single_atac_downsample_frac"])
-    if DEMO
-    else FEAT["single_atac_downsample_frac"]
-)
+DOWNSAMPLE_FRAC = FEAT["single_atac_downsample_frac"]
 
 
 rule coassay:

@@ -119,11 +119,11 @@ def test_unseen_split_babel_rule_validates_on_cluster_0_and_tests_on_cluster_1()
 
 def test_demo_overlay_of_the_splits_block(repo, default_config):
     """Real data: BABEL's rule at resolution 1.5; the demo keeps the side-by-side split."""
-    from workflow_lib.settings import deep_merge
+    from workflow_lib.settings import source_config
 
     spl = default_config["splits"]
     assert (spl["unseen_rule"], spl["leiden_resolution"]) == ("babel", 1.5)
-    demo = deep_merge(spl, spl["demo"])
+    demo = source_config(default_config)["splits"]
     assert (demo["unseen_rule"], demo["leiden_resolution"]) == ("largest_test", 1.0)
     assert "SPLIT_SETTINGS" in (repo / "rules" / "cells.smk").read_text()
 

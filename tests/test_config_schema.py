@@ -3,6 +3,8 @@
 import copy
 
 import jsonschema
+
+from workflow_lib.settings import source_config
 import pytest
 import yaml
 
@@ -51,7 +53,7 @@ def _mutations():
     yield "download with url and urls", lambda c: c["downloads"]["gencode_gtf"].update(urls=["https://x/y"])
     yield "download with empty urls", lambda c: c["downloads"]["snap_CEMBA180305_2B"].update(urls=[])
     yield "mirror not http", lambda c: c["downloads"]["snap_CEMBA180305_2B"].update(urls=["ftp://x/y.snap"])
-    yield "unknown key in an atac set's demo overlay", lambda c: c["single_atac_sets"]["li"]["demo"].update(formt="x")
+    yield "unknown key in an atac set's demo overlay", lambda c: c["demo"]["single_atac_sets"]["li"].update(formt="x")
     yield "exclude_sets not a list", lambda c: c["single_atac_sets"]["li"].update(exclude_sets="fang")
     yield "unknown scenario", lambda c: c.update(scenarios=["random", "celltype"])
     yield "ftp checksum_url", lambda c: c["downloads"]["gencode_gtf"].update(checksum_url="ftp://x/MD5SUMS")
@@ -72,16 +74,21 @@ def _mutations():
     yield "download file is ..", lambda c: c["downloads"]["gencode_gtf"].update(file="..")
     yield "download file in a directory", lambda c: c["downloads"]["gencode_gtf"].update(file="../x.gtf.gz")
     yield "download file hidden", lambda c: c["downloads"]["gencode_gtf"].update(file=".x.gtf.gz")
-    yield "typo in polarbear.demo.translator", lambda c: c["polarbear"]["demo"]["translator"].update(patiense=3)
+    yield "typo in demo.polarbear.translator", lambda c: c["demo"]["polarbear"]["translator"].update(patiense=3)
+    yield "old polarbear.demo overlay", lambda c: c["polarbear"].update(demo={"vae": {}})
+    yield "old polarbear.demo_grid", lambda c: c["polarbear"].update(demo_grid={"latent": [25], "beta": [1]})
     yield "unknown vae option value", lambda c: c["polarbear"]["vae"].update(atac_depth="quadratic")
     yield "typo in features", lambda c: c["features"].update(peak_min_cell=5)
     yield "typo in splits", lambda c: c["splits"].update(leiden_res=1.0)
-    yield "typo in demo", lambda c: c["demo"].update(n_cells=10)
+    yield "typo in demo.simulate", lambda c: c["demo"]["simulate"].update(n_cells=10)
+    yield "unknown block in demo", lambda c: c["demo"].update(seeds=[1])
+    yield "typo in demo.splits", lambda c: c["demo"]["splits"].update(leiden_res=1.0)
+    yield "typo in demo.features", lambda c: c["demo"]["features"].update(demo_single_atac_downsample_frac=0.5)
     yield "typo in babel", lambda c: c["babel"].update(learnig_rate=0.1)
     yield "unknown babel architecture", lambda c: c["babel"].update(architecture="naive")
-    yield "typo in babel.demo", lambda c: c["babel"]["demo"].update(batchsize=3)
+    yield "typo in demo.babel", lambda c: c["demo"]["babel"].update(batchsize=3)
     yield "typo in babel.compact", lambda c: c["babel"]["compact"].update(learnig_rate=0.1)
-    yield "typo in babel.compact.demo", lambda c: c["babel"]["compact"]["demo"].update(max_epoch=3)
+    yield "typo in demo.babel.compact", lambda c: c["demo"]["babel"]["compact"].update(max_epoch=3)
     yield "typo in babel.lr_scheduler", lambda c: c["babel"]["lr_scheduler"].update(patiense=3)
     yield "unknown babel lr_scheduler monitor", lambda c: c["babel"]["lr_scheduler"].update(monitor="loss")
     yield "babel lr_scheduler factor 1", lambda c: c["babel"]["lr_scheduler"].update(factor=1)
@@ -96,10 +103,27 @@ def _mutations():
 
 @pytest.mark.parametrize("what,mutate", list(_mutations()), ids=[m[0] for m in _mutations()])
 def test_schema_rejects_bad_config(schema, default_config, what, mutate):
+    """Refused either as written or once the demo overlay is merged (the Snakefile validates both)."""
     bad = copy.deepcopy(default_config)
     mutate(bad)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+        jsonschema.validate(source_config(bad), schema)
+
+
+def test_demo_overlay_is_one_deep_merge(schema, default_config):
+    """source: demo merges demo: (but simulate:) over the settings; other sources ignore it."""
+    demo = source_config(default_config)
+    jsonschema.validate(demo, schema)
+    assert demo["polarbear"]["grid"] == default_config["demo"]["polarbear"]["grid"]
+    assert demo["polarbear"]["vae"]["max_epochs"] == 300 and demo["polarbear"]["vae"]["batch_size"] == 16
+    assert demo["polarbear"]["vae"]["atac"] == {**default_config["polarbear"]["vae"]["atac"], "learning_rate": 0.001}
+    assert demo["splits"]["unseen_rule"] == "largest_test" and demo["splits"]["n_pcs"] == 50
+    assert demo["single_atac_sets"]["fang"]["assembly"] == "mm9"
+    assert demo["single_atac_sets"]["fang"]["snap_matrix"] == "auto"
+    assert "simulate" not in demo["polarbear"] and demo["demo"] == default_config["demo"]
+    public = source_config({**default_config, "source": "public"})
+    assert public == {**default_config, "source": "public"}
 
 
 def test_split_fractions_must_sum_to_one(default_config):
@@ -130,8 +154,8 @@ def test_babel_options_accepted(schema, default_config):
     cfg = copy.deepcopy(default_config)
     b = cfg["babel"]
     b.update(architecture="compact", grad_clip_norm=None, lr_scheduler=None, rna_input_stats="all")
-    b["demo"] = {"batch_size": 64, "lr_scheduler": {"factor": 0.5, "monitor": "val"}, "chrom_hidden": [8, 4]}
-    jsonschema.validate(cfg, schema)
+    cfg["demo"]["babel"] = {"batch_size": 64, "lr_scheduler": {"factor": 0.5, "monitor": "val"}, "chrom_hidden": [8, 4]}
+    jsonschema.validate(source_config(cfg), schema)
 
 
 def test_config_yaml_polarbear_defaults_are_the_shared_defaults(default_config):

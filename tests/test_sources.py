@@ -6,6 +6,7 @@ import copy
 import pytest
 
 from workflow_lib.download import entry_urls
+from workflow_lib.settings import source_config
 from workflow_lib.sources import (AUTHORS_FILES, DEMO_FILES, check_atac_downloads, check_scenarios,
                                   demo_files, effective_atac_sets, needed_downloads)
 
@@ -49,7 +50,7 @@ def test_li_and_fang_snap_entries(repo, default_config):
 
 
 def test_each_sample_read_once_by_default(default_config):
-    sets = effective_atac_sets(default_config, demo=False)
+    sets = effective_atac_sets(default_config)
     assert len(sets["li"]["files"]) == 84 and len(sets["fang"]["files"]) == 6
     assert not set(sets["li"]["files"]) & set(sets["fang"]["files"])
     cfg = copy.deepcopy(default_config)
@@ -61,11 +62,13 @@ def test_each_sample_read_once_by_default(default_config):
 
 
 def test_demo_overlay_keeps_the_demo_files(default_config):
-    sets = effective_atac_sets(default_config, demo=True)
+    demo = source_config(default_config)
+    sets = effective_atac_sets(demo)
     assert sets["li"]["format"] == "mtx_bed" and sets["fang"]["files"] == ["snap_CEMBA180305_2B"]
-    files = demo_files(default_config)
+    assert sets["fang"]["assembly"] == "mm9" and sets["li"]["assembly"] == "mm10"
+    files = demo_files(demo)
     assert set(DEMO_FILES) <= set(files) and "snap_CEMBA180305_2B" in files and len(files) == 14
-    check_atac_downloads(default_config, demo=True)
+    check_atac_downloads(demo, demo=True)
     with pytest.raises(ValueError, match="li_atac_counts"):
         check_atac_downloads({**default_config, "single_atac_sets": {"li": {"assembly": "mm10"}}}, demo=False)
 

@@ -72,11 +72,11 @@ def test_second_run_does_nothing(built):
 
 def test_translator_learning_rate_change_reruns_only_translators_and_downstream(built, all_jobs, tmp_path):
     cfg = yaml.safe_load((built / "config.yaml").read_text())
-    # the demo's own translator settings (polarbear.demo overlay) are what a demo user edits
-    lr = cfg["polarbear"]["demo"]["translator"]["learning_rate"]
+    # the demo's own translator settings (demo.polarbear overlay) are what a demo user edits
+    lr = cfg["demo"]["polarbear"]["translator"]["learning_rate"]
     # --configfile (not --config) so the nested value stays a number and passes the schema.
     overlay = tmp_path / "lr.yaml"
-    overlay.write_text(yaml.safe_dump({"polarbear": {"demo": {"translator": {"learning_rate": lr * 2}}}}))
+    overlay.write_text(yaml.safe_dump({"demo": {"polarbear": {"translator": {"learning_rate": lr * 2}}}}))
     proc = run_snakemake(built, "-n", "--rerun-triggers", "params", "--configfile", str(overlay))
     out = proc.stdout + proc.stderr
     planned = job_stats(out)

@@ -1,4 +1,4 @@
-"""Polarbear's training settings: the authors' defaults and the demo overlay.
+"""Polarbear's training settings (the authors' defaults) and the demo overlay of the configuration.
 
 One home for the defaults that ``config.yaml`` (workflow) and ``polarbear train`` (CLI) share.
 Values follow the paper and, where it is silent, the authors' code (Noble-Lab/Polarbear
@@ -56,16 +56,21 @@ def deep_merge(base: dict, overlay: dict | None) -> dict:
     return out
 
 
-def polarbear_settings(pb_config: dict, demo: bool = False) -> dict:
-    """``grid``, ``vae``, ``translator`` and ``ridge_alphas`` of a config's ``polarbear:`` block, with
-    its ``demo:`` overlay (and ``demo_grid``) applied when ``demo``."""
-    out = {k: copy.deepcopy(pb_config[k]) for k in ("grid", "vae", "translator", "ridge_alphas") if k in pb_config}
-    if demo:
-        overlay = pb_config.get("demo") or {}
-        for k in ("vae", "translator"):
-            out[k] = deep_merge(out.get(k, {}), overlay.get(k))
-        if "demo_grid" in pb_config:
-            out["grid"] = copy.deepcopy(pb_config["demo_grid"])
+def polarbear_settings(pb_config: dict) -> dict:
+    """``grid``, ``vae``, ``translator`` and ``ridge_alphas`` of a config's ``polarbear:`` block."""
+    return {k: copy.deepcopy(pb_config[k]) for k in ("grid", "vae", "translator", "ridge_alphas") if k in pb_config}
+
+
+def source_config(config: dict) -> dict:
+    """The configuration a run uses: with ``source: demo``, the ``demo:`` block (all but its
+    ``simulate:`` sizes) deep-merged over the rest -- the one overlay mechanism of the demo. The
+    ``demo:`` block itself is kept. Other sources: a copy of ``config``."""
+    out = copy.deepcopy(config)
+    if config.get("source") == "demo":
+        overlay = {k: v for k, v in (config.get("demo") or {}).items() if k != "simulate"}
+        base = {k: v for k, v in config.items() if k != "demo"}
+        out = deep_merge(base, overlay)
+        out["demo"] = copy.deepcopy(config["demo"])
     return out
 
 

@@ -17,7 +17,7 @@ Generative model (shared by all data sets)
   so accessibility co-varies with expression cell by cell. Non-zero values are 1 (or 2).
 * Single-assay ATAC sets call their own peaks from the SNARE-seq peaks: boundaries shifted,
   some split, some merged, some missing, some novel, some touching a SNARE peak with 0 bp
-  overlap. ``demo['mm9_set']`` is written in mm9 coordinates through the inverse of the
+  overlap. The set whose ``assembly`` is mm9 (or ``demo['mm9_set']``) is written in mm9 coordinates through the inverse of the
   simulated chain (which also contains gaps and a few mm9-only peaks that cannot be lifted).
 """
 
@@ -710,7 +710,9 @@ def simulate_demo(outdir, demo: dict, files: dict[str, str], atac_sets: dict | N
     n_co = int(demo["n_coassay_cells"])
     n_sets = {"zeisel": int(demo["n_single_rna_cells"]), "li": int(demo["n_single_atac_li_cells"]),
               "fang": int(demo["n_single_atac_fang_cells"])}
-    mm9_set = demo.get("mm9_set")
+    # the set to write in mm9 coordinates: demo['mm9_set'] if given, else the set whose assembly is mm9
+    mm9_set = demo.get("mm9_set", next((n for n, spec in (atac_sets or {}).items()
+                                         if (spec or {}).get("assembly") == "mm9"), None))
     if mm9_set not in (None, "li", "fang"):
         raise ValueError(f"demo.mm9_set must be li, fang or null, got {mm9_set!r}")
     labels = _make_labels(int(demo["n_cell_types"]))

@@ -42,18 +42,12 @@ def atac_set_files(name: str, spec: dict | None) -> list[str]:
     return [f"{name}_atac_counts", f"{name}_atac_barcodes", f"{name}_atac_peaks"]
 
 
-def effective_atac_sets(config: dict, demo: bool = False) -> dict[str, dict]:
-    """The single-assay ATAC sets as the workflow uses them: each set's ``demo`` overlay merged
-    in (source: demo only), and files that the sets in ``exclude_sets`` also list left out (so
-    that a sample listed by two sets is read once). The ``demo`` and ``exclude_sets`` keys are
-    resolved and dropped."""
-    sets = {}
-    for name, spec in config["single_atac_sets"].items():
-        s = copy.deepcopy(spec or {})
-        overlay = s.pop("demo", None)
-        if demo and overlay:
-            s.update(copy.deepcopy(overlay))
-        sets[name] = s
+def effective_atac_sets(config: dict) -> dict[str, dict]:
+    """The single-assay ATAC sets as the workflow uses them: files that the sets in
+    ``exclude_sets`` also list left out (so that a sample listed by two sets is read once); the
+    ``exclude_sets`` key is resolved and dropped. (With ``source: demo`` the ``demo.single_atac_sets``
+    overlay has already been merged in by :func:`workflow_lib.settings.source_config`.)"""
+    sets = {name: copy.deepcopy(spec or {}) for name, spec in config["single_atac_sets"].items()}
     out = {}
     for name, s in sets.items():
         excl = s.pop("exclude_sets", None) or []
@@ -83,7 +77,7 @@ def check_atac_downloads(config: dict, demo: bool = False) -> None:
     (or demo-only name)."""
     problems = []
     have = set(config["downloads"]) | (set(DEMO_FILES) if demo else set())
-    for name, spec in effective_atac_sets(config, demo).items():
+    for name, spec in effective_atac_sets(config).items():
         fmt = (spec or {}).get("format", "mtx_bed")
         keys = atac_set_files(name, spec)
         if fmt == "snap" and not keys:
@@ -102,9 +96,9 @@ def check_atac_downloads(config: dict, demo: bool = False) -> None:
 
 def demo_files(config: dict) -> list[str]:
     """Raw-file keys the demo simulator writes: the public path's files, the chain and the files
-    of every single-assay ATAC set (its demo overlay applied)."""
+    of every single-assay ATAC set (``config`` with the demo overlay merged in)."""
     keys = list(PUBLIC_FILES) + [CHAIN_KEY]
-    for name, spec in effective_atac_sets(config, demo=True).items():
+    for name, spec in effective_atac_sets(config).items():
         keys += atac_set_files(name, spec)
     return list(dict.fromkeys(keys))
 
@@ -131,7 +125,7 @@ def needed_downloads(config: dict, source: str) -> list[str]:
         opt = authors_optional(config)
         keys = [*AUTHORS_FILES.values(), *opt["babel"], *opt["de"]]
     elif source == "public":
-        sets = effective_atac_sets(config, demo=False)
+        sets = effective_atac_sets(config)
         keys = list(PUBLIC_FILES)
         if any(s.get("assembly") != "mm10" for s in sets.values()):
             keys.append(CHAIN_KEY)
