@@ -9,6 +9,9 @@ largest difference from scikit-learn on the subset and the peak RSS. Run from th
 
     nice python3 benchmarks/bench_metrics.py [--size paper|small|tiny] [--n-peaks N]
         [--n-cells N] [--loop-peaks N] [--repeats N] [--dtype float32|float64] [--ties DECIMALS]
+        [--before GIT_REV]
+
+``--before fa82a5f`` also times the implementation before issue 15 (loaded with ``git show``).
 
 Measured numbers are in benchmarks/metrics.md.
 """
@@ -17,15 +20,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import importlib.util
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
 from workflow_lib.metrics import auroc_ap_columns  # noqa: E402
 
 SIZES = {"paper": (220_526, 2_000), "small": (22_050, 2_000), "tiny": (2_000, 500)}
@@ -46,6 +54,28 @@ def make_data(n_cells, n_peaks, density, dtype=np.float32, ties=None, seed=0):
     return truth, scores.astype(dtype, copy=False)
 
 
+def load_before(rev):
+    """auroc_ap_columns of workflow_lib/metrics.py at git revision ``rev``."""
+    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:workflow_lib/metrics.py"],
+                         check=True, capture_output=True, text=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("metrics_before", f.name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    os.unlink(f.name)
+    return mod.auroc_ap_columns
+
+
+def traced_peak_mib(fn, *args):
+    """Peak memory allocated (numpy arrays included) during ``fn(*args)``, inputs excluded."""
+    tracemalloc.start()
+    fn(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
 def rss_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -64,6 +94,8 @@ def main():
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ap.add_argument("--ties", type=int, default=None,
                     help="round the scores to this many decimals (many ties)")
+    ap.add_argument("--before", metavar="GIT_REV",
+                    help="also time auroc_ap_columns as of this git revision (interleaved)")
     a = ap.parse_args()
     n_peaks = a.n_peaks or SIZES[a.size][0]
     n_cells = a.n_cells or SIZES[a.size][1]
@@ -73,15 +105,24 @@ def main():
           f"{scores.dtype} {scores.nbytes / 2**30:.2f} GiB"
           + (f", rounded to {a.ties} decimals" if a.ties is not None else "")
           + f"; peak RSS after making the data {rss_data:.2f} GiB")
+    before = load_before(a.before) if a.before else None
     rng = np.random.default_rng(1)
+    t_befores = []
     k = min(a.loop_peaks, n_peaks)
     ratios, t_vecs, t_loops = [], [], []
-    max_diff = 0.0
+    max_diff = max_diff_before = 0.0
     for rep in range(a.repeats):
         t0 = time.perf_counter()
         res = auroc_ap_columns(truth, scores)
         t_vec = time.perf_counter() - t0
         rss_vec = rss_gib()
+        if before is not None:
+            t0 = time.perf_counter()
+            res_b = before(truth, scores)
+            t_befores.append(time.perf_counter() - t0)
+            for c in ("auroc", "aupr"):
+                d = np.nanmax(np.abs(res_b[c].to_numpy() - res[c].to_numpy()))
+                max_diff_before = max(max_diff_before, d)
 
         sub = np.sort(rng.choice(n_peaks, k, replace=False))
         tc = truth[:, sub].toarray()
@@ -106,14 +147,25 @@ def main():
         print(f"repeat {rep + 1}: auroc_ap_columns on all {n_peaks} peaks {t_vec:.2f} s "
               f"(peak RSS {rss_vec:.2f} GiB) | sklearn loop on {k} random peaks "
               f"{t_loop:.2f} s -> EXTRAPOLATED to {n_peaks} peaks {extrap:.0f} s | "
-              f"ratio {extrap / t_vec:.1f}x", flush=True)
+              f"ratio {extrap / t_vec:.1f}x"
+              + (f" | {a.before}: {t_befores[-1]:.2f} s" if before is not None else ""), flush=True)
     print(f"auroc_ap_columns: {min(t_vecs):.2f}-{max(t_vecs):.2f} s; sklearn loop (extrapolated "
           f"from {k} peaks/repeat): {min(t_loops):.0f}-{max(t_loops):.0f} s")
     print(f"speed-up: median {np.median(ratios):.1f}x, range {min(ratios):.1f}-{max(ratios):.1f}x "
           f"over {a.repeats} repeats")
     print(f"max |difference| from scikit-learn (AUROC and AP, {a.repeats * k} peaks): "
           f"{max_diff:.1e}")
+    if before is not None:
+        rb = np.array(t_loops) / np.array(t_befores)
+        print(f"{a.before}: {min(t_befores):.2f}-{max(t_befores):.2f} s, speed-up over sklearn "
+              f"median {np.median(rb):.1f}x, range {rb.min():.1f}-{rb.max():.1f}x; now "
+              f"{np.median(np.array(t_befores) / np.array(t_vecs)):.1f}x faster (median); "
+              f"max |difference| now vs {a.before}: {max_diff_before:.1e}")
     print(f"peak RSS {rss_gib():.2f} GiB (data alone {rss_data:.2f} GiB)")
+    print(f"peak memory allocated inside auroc_ap_columns (tracemalloc, untimed call): "
+          f"{traced_peak_mib(auroc_ap_columns, truth, scores):.0f} MiB"
+          + (f"; {a.before}: {traced_peak_mib(before, truth, scores):.0f} MiB"
+             if before is not None else ""))
 
 
 if __name__ == "__main__":
