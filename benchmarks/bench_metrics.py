@@ -13,7 +13,7 @@ largest difference from scikit-learn on the subset and the peak RSS. Run from th
 
 ``--before fa82a5f`` also times the implementation before issue 15 (loaded with ``git show``).
 
-Measured numbers are in benchmarks/metrics.md.
+Measured numbers (command, sizes, seconds, ratio, memory) are in benchmarks/metrics.md.
 """
 
 from __future__ import annotations
