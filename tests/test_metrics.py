@@ -52,6 +52,76 @@ def test_auroc_ap_match_sklearn_with_ties_and_degenerate_columns():
     assert res.auroc[2] == pytest.approx(0.5)
 
 
+def _tied_scores(rng, n, m):
+    """Scores with many ties: rounded, binary-ish, constant, +-0.0, mixed signs, large values."""
+    y = (rng.random((n, m)) < rng.uniform(0.02, 0.7, m)[None, :]).astype(np.float64)
+    s = rng.random((n, m)) + 0.3 * y
+    kind = np.arange(m) % 8
+    s[:, kind == 1] = np.round(s[:, kind == 1] * 5) / 5                 # few levels
+    s[:, kind == 2] = (s[:, kind == 2] > 0.8).astype(float)              # binary scores
+    s[:, kind == 3] = np.round(s[:, kind == 3], 2) - 0.6                 # ties, mixed signs
+    s[:, kind == 4] = -np.round(s[:, kind == 4] * 10)                    # non-positive, -0.0
+    s[:, kind == 5] = np.round(s[:, kind == 5] * 3) * 1e6                # large, ties
+    s[:, kind == 6] = 0.25                                               # constant
+    s[::7, kind == 7] = 0.0                                              # +0.0 and -0.0 tie
+    s[1::7, kind == 7] = -0.0
+    y[:, 8] = 0                                                          # no positive
+    y[:, 9] = 1                                                          # no negative
+    y[:, 10] = 0
+    y[3, 10] = 1                                                         # one positive
+    y[:, 11] = 0
+    y[:, 11][s[:, 11] == s[:, 11].max()] = 1                             # positives all tied
+    return y, s
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auroc_ap_equal_sklearn_to_1e12_with_many_ties(dtype):
+    rng = np.random.default_rng(20)
+    n, m = 97, 64
+    y, s = _tied_scores(rng, n, m)
+    s = s.astype(dtype)
+    if dtype == np.float64:
+        s[:, 16:24] += rng.random((n, 8)) * 1e-9       # not representable in float32
+        s[::5, 16:24] = np.round(s[::5, 16:24], 1)    # and still tied
+    auc_ref = np.full(m, np.nan)
+    ap_ref = np.full(m, np.nan)
+    for j in range(m):
+        if 0 < y[:, j].sum():
+            ap_ref[j] = average_precision_score(y[:, j], s[:, j])
+            if y[:, j].sum() < n:
+                auc_ref[j] = roc_auc_score(y[:, j], s[:, j])
+    counts = y * rng.integers(1, 4, y.shape)            # binarised by the function
+    counts[0, y[0] == 0] = -1.0                         # negative values are not positives
+    for truth in (y, counts, sp.csr_matrix(counts), sp.csc_matrix(y)):
+        for mem in (M.DEFAULT_MEM_BYTES, n * 40 * 5):   # one chunk / chunks of 5 columns
+            res = M.auroc_ap_columns(truth, s, mem_bytes=mem)
+            np.testing.assert_allclose(res.auroc, auc_ref, atol=1e-12, rtol=0)
+            np.testing.assert_allclose(res.aupr, ap_ref, atol=1e-12, rtol=0)
+            np.testing.assert_array_equal(res.n_pos, y.sum(0))
+    for kind in range(8):                    # one sign per chunk: the 32-bit key paths
+        sub = np.arange(m) % 8 == kind
+        res = M.auroc_ap_columns(sp.csr_matrix(y[:, sub]), s[:, sub])
+        np.testing.assert_allclose(res.auroc, auc_ref[sub], atol=1e-12, rtol=0)
+        np.testing.assert_allclose(res.aupr, ap_ref[sub], atol=1e-12, rtol=0)
+    res = M.auroc_ap_columns(y, s)
+    assert np.isnan(res.auroc[[8, 9]]).all() and np.isnan(res.aupr[8]) and res.aupr[9] == 1
+    assert res.auroc[6] == 0.5 and res.aupr[6] == pytest.approx(y[:, 6].mean(), abs=1e-12)
+
+
+def test_auroc_ap_sparse_duplicates_and_no_cells():
+    rng = np.random.default_rng(21)
+    s = rng.random((30, 4)).astype(np.float32)
+    # duplicate entries are summed (as toarray does): (2, 0) is 1 - 1 = 0, not a positive
+    t = sp.coo_matrix(([1.0, 1.0, -1.0, 1.0, 1.0], ([0, 2, 2, 5, 5], [0, 0, 0, 1, 1])), (30, 4))
+    res = M.auroc_ap_columns(t, s)
+    assert list(res.n_pos) == [1, 1, 0, 0]
+    assert res.auroc[1] == pytest.approx(roc_auc_score(np.arange(30) == 5, s[:, 1]), abs=1e-12)
+    empty = M.auroc_ap_columns(np.zeros((0, 3)), np.zeros((0, 3), np.float32))
+    assert empty.shape == (3, 5) and empty.isna()[["auroc", "aupr", "pp"]].all().all()
+    with pytest.raises(ValueError, match="NaN"):
+        M.auroc_ap_columns(np.ones((3, 1)), np.array([[0.1], [np.nan], [0.2]], np.float32))
+
+
 def test_auroc_binarises_count_truth():
     rng = np.random.default_rng(1)
     counts = rng.poisson(0.5, (50, 8)).astype(float)

@@ -80,83 +80,195 @@ def pearson_columns(pred, truth, mem_bytes: int = DEFAULT_MEM_BYTES) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------
-# peak-wise AUROC / average precision (one sort per column chunk)
+# peak-wise AUROC / average precision (one integer-key sort per column chunk)
 # ---------------------------------------------------------------------------------------------
-def _auroc_ap_rows(S: np.ndarray, Y: np.ndarray):
-    """AUROC and AP of every row (feature) of scores S against 0/1 labels Y (k x n).
+# Each column (feature) is turned into integer keys ``2 * order(score) + label`` whose ascending
+# sort puts the cells in score order and, inside a tie group, negatives before positives. Only
+# the positives are then visited (one entry per run of tied positives): with
+#   g      = cells scoring below the run's value (start of its tie group),
+#   pos_lt = positives scoring below it, size = positives in the run,
+#   end    = position after the run (the end of the tie group, positives come last),
+# AUROC = sum_runs size * (neg_lt + neg_eq / 2) / (P N)       (Mann-Whitney U with ties = 1/2,
+#         neg_lt = g - pos_lt, neg_eq = end - g - size;        the area of sklearn's ROC curve)
+# AP    = sum_runs size * TP_ge / n_ge / P                      (sklearn's step-wise sum over
+#         TP_ge = P - pos_lt, n_ge = n - g                       distinct thresholds)
+# Keys are 32-bit when the scores of a chunk have one sign (float32 bit patterns are monotone
+# for non-negative floats), else 64-bit; float64 scores that float32 holds exactly take the same
+# path, others are ranked by a float64 argsort first (exact, slower).
+_CELL_BYTES = 40                # working set per (column, cell) of a chunk, all paths, generous
+_CACHE_CELLS = 2**18            # chunk width cap: 1 MiB of 32-bit keys (L2-sized; measured
+                                # 2**16..2**19 alike, 2**21+ slower)
 
-    One sort per row (descending score); the order inside a tie group is irrelevant because
-    both measures are evaluated only at tie-group ends (one ROC / PR point per distinct score,
-    as scikit-learn does): with TP/FP counts at the end of group g and of the previous group,
-    AUROC = sum_g dTP_g * (N - (FP_g + FP_{g-1}) / 2) / (P N)   (trapezoid = Mann-Whitney)
-    AP    = sum_g dTP_g * TP_g / (TP_g + FP_g) / P.
+
+def _auroc_ap_chunk_width(n: int, mem_bytes: int) -> int:
+    by_mem = max(1, int(mem_bytes // max(1, n * _CELL_BYTES)))
+    return max(1, min(by_mem, _CACHE_CELLS // max(1, n)))
+
+
+def _score_keys(s: np.ndarray):
+    """Keys ``2 * order(score)`` (k x n, C order, low bit free for the label) of a chunk of
+    scores ``s`` (k x n, any layout), or None if only the float64 argsort path is exact.
+
+    ``order`` is the float32 bit pattern: non-negative floats (and -0.0) compare like their bit
+    patterns, so ``bits << 1`` (the shift drops the sign bit of -0.0) is a 32-bit key;
+    non-positive ones like ``0x7fffffff - magnitude``; mixed signs use a signed 64-bit key.
     """
-    k, n = S.shape
-    order = np.argsort(S, axis=1)[:, ::-1]                  # descending; ties in any order
-    flat = (order + (np.arange(k) * n)[:, None]).ravel()
-    del order
-    s = S.ravel().take(flat).reshape(k, n)
-    tp = Y.ravel().take(flat).reshape(k, n).cumsum(axis=1)
-    del flat
-    last = np.empty((k, n), dtype=bool)                     # end of a tie group
-    last[:, -1] = True
-    np.not_equal(s[:, :-1], s[:, 1:], out=last[:, :-1])
-    del s
-    row = np.repeat(np.arange(k), last.sum(axis=1))
-    idx = np.flatnonzero(last)
-    del last
-    tp_g = tp.ravel().take(idx)
-    cnt_g = (idx - row * n + 1).astype(np.float64)          # cells ranked at or above group end
-    fp_g = cnt_g - tp_g
-    first = np.empty(idx.size, dtype=bool)
-    first[0] = True
-    first[1:] = row[1:] != row[:-1]
-    tp_prev = np.empty_like(tp_g)
-    tp_prev[0] = 0.0
-    tp_prev[1:] = tp_g[:-1]
-    tp_prev[first] = 0.0
-    fp_prev = cnt_g - tp_g                                  # becomes FP of the previous group
-    fp_prev[1:] = fp_prev[:-1]
-    fp_prev[first] = 0.0
-    P = tp[:, -1].copy()
-    N = n - P
-    d_tp = tp_g - tp_prev
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc_num = np.bincount(row, weights=d_tp * (N[row] - 0.5 * (fp_g + fp_prev)), minlength=k)
-        ap_num = np.bincount(row, weights=d_tp * tp_g / cnt_g, minlength=k)
-        auroc = auc_num / (P * N)
-        ap = ap_num / P
-    auroc[(P == 0) | (N == 0)] = np.nan
-    ap[P == 0] = np.nan
-    return auroc, ap, P
+    if s.dtype == np.float32:
+        s32 = s
+        lo, hi = s32.min(), s32.max()                   # NaN propagates
+    else:
+        s64 = np.asarray(s, dtype=np.float64)
+        lo, hi = s64.min(), s64.max()
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError("scores contain NaN or infinite values")
+        s32 = s64.astype(np.float32)
+        if not np.array_equal(s32, s64):
+            return None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError("scores contain NaN or infinite values")
+    bits = s32.view(np.uint32)
+    K = np.empty(s32.shape, dtype=np.uint32 if (lo >= 0 or hi <= 0) else np.int64)
+    if lo >= 0:
+        np.left_shift(bits, 1, out=K)
+    elif hi <= 0:
+        np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=K)
+        np.subtract(np.uint32(0x7FFFFFFF), K, out=K)
+        np.left_shift(K, 1, out=K)
+    else:
+        np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=K)
+        np.negative(K, out=K, where=bits >= np.uint32(0x80000000))
+        np.left_shift(K, 1, out=K)
+    return K
+
+
+def _rank_keys(s: np.ndarray, lab_idx: np.ndarray) -> np.ndarray:
+    """Keys ``2 * dense_rank(score) + label`` in score order (k x n), exact for float64 scores
+    (ties: equal float64 values, -0.0 == 0.0)."""
+    s64 = np.ascontiguousarray(s, dtype=np.float64)
+    k, n = s64.shape
+    order = np.argsort(s64, axis=1)
+    v = np.take_along_axis(s64, order, axis=1)
+    K = np.zeros((k, n), dtype=np.int64)
+    np.cumsum(v[:, 1:] != v[:, :-1], axis=1, out=K[:, 1:])
+    K <<= 1
+    lab = np.zeros(k * n, dtype=np.int8)
+    lab[lab_idx] = 1
+    K += np.take_along_axis(lab.reshape(k, n), order, axis=1)
+    return K
+
+
+def _auroc_ap_sorted(K: np.ndarray, n_pos: np.ndarray):
+    """AUROC and AP numerators of every row from row-sorted keys (see the block comment)."""
+    k, n = K.shape
+    Kf = K.reshape(-1)
+    pos = np.flatnonzero((K & 1).astype(bool))              # row-major: row, then score order
+    auc = np.zeros(k)
+    ap = np.zeros(k)
+    if pos.size == 0:
+        return auc, ap
+    row = pos // n
+    loc = pos - row * n
+    val = Kf[pos] >> 1
+    j = np.arange(pos.size) - (np.cumsum(n_pos) - n_pos)[row]   # index among the row's positives
+    new_run = np.empty(pos.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(val[1:], val[:-1], out=new_run[1:])
+    new_run[1:] |= row[1:] != row[:-1]
+    first = np.flatnonzero(new_run)
+    last = np.empty_like(first)
+    last[:-1] = first[1:] - 1
+    last[-1] = pos.size - 1
+    r = row[first]
+    size = (last - first + 1).astype(np.float64)
+    pos_lt = j[first].astype(np.float64)
+    g = loc[first]                                          # tie group start if no negative ties
+    tied = np.flatnonzero(g > 0)
+    tied = tied[(Kf[pos[first[tied]] - 1] >> 1) == val[first[tied]]]
+    if tied.size:                                           # negatives tie with the run
+        g = g.copy()
+        rows_t, inv = np.unique(r[tied], return_inverse=True)
+        V = K[rows_t] >> 1
+        head = np.zeros(V.shape, dtype=np.int32)            # position where a tie group starts
+        head[:, 1:] = np.where(V[:, 1:] != V[:, :-1], np.arange(1, n, dtype=np.int32), 0)
+        del V
+        np.maximum.accumulate(head, axis=1, out=head)
+        g[tied] = head[inv, g[tied]]
+        del head
+    g = g.astype(np.float64)
+    end = (loc[last] + 1).astype(np.float64)
+    P = n_pos[r].astype(np.float64)
+    auc = np.bincount(r, weights=size * ((g - pos_lt) + 0.5 * (end - g - size)), minlength=k)
+    ap = np.bincount(r, weights=size * (P - pos_lt) / (n - g), minlength=k)
+    return auc, ap
+
+
+def _positives(T, sl: slice, n: int):
+    """Flat indices ``column_in_chunk * n + cell`` of the cells with truth > 0 in columns ``sl``
+    (ascending) and their count per column."""
+    k = sl.stop - sl.start
+    if sp.issparse(T):                                      # canonical CSC (see _prepare_truth)
+        a, b = T.indptr[sl.start], T.indptr[sl.stop]
+        col = np.repeat(np.arange(k), np.diff(T.indptr[sl.start:sl.stop + 1]))
+        keep = T.data[a:b] > 0
+        idx = col[keep] * n + T.indices[a:b][keep]           # ascending (canonical CSC)
+    else:
+        idx = np.flatnonzero(np.asarray(T[:, sl]).T > 0)
+    return idx, np.bincount(idx // max(n, 1), minlength=k)
+
+
+def _prepare_truth(X):
+    """CSC with sorted, summed duplicates (a copy if X has duplicates), ndarray otherwise."""
+    if not sp.issparse(X):
+        return np.asarray(X)
+    T = sp.csc_matrix(X)
+    if not T.has_canonical_format:
+        T = T.copy()
+        T.sum_duplicates()
+    return T
 
 
 def auroc_ap_columns(truth, scores, mem_bytes: int = DEFAULT_MEM_BYTES) -> pd.DataFrame:
     """Per-column AUROC, AP (= sklearn average_precision_score), PP and AUPRnorm.
 
-    ``truth`` (cells x features, sparse or dense) is binarised (> 0); ``scores`` is dense.
+    ``truth`` (cells x features, sparse or dense) is binarised (> 0); ``scores`` (dense or sparse,
+    any real dtype; float32 is the fast path) must be finite.
     Ties are handled exactly as scikit-learn does (one ROC/PR point per distinct score).
     Returns a DataFrame with columns auroc, aupr, pp, auprnorm, n_pos (one row per column).
     """
     _check_shapes(truth, scores)
     n, m = scores.shape
-    T, S = _prepare(truth), _prepare(scores)
+    T, S = _prepare_truth(truth), _prepare(scores)
     auroc = np.full(m, np.nan)
     ap = np.full(m, np.nan)
-    npos = np.zeros(m)
-    step = _chunk_size(n, 8, mem_bytes)
-    for i in range(0, m, step):
+    npos = np.zeros(m, dtype=np.int64)
+    step = _auroc_ap_chunk_width(n, mem_bytes)
+    for i in range(0, m if n else 0, step):
         sl = slice(i, min(m, i + step))
-        y = (_cols_T(T, sl) > 0).astype(np.float64)
-        s = _cols_T(S, sl)
-        if not np.isfinite(s).all():
-            raise ValueError("scores contain NaN or infinite values")
-        auroc[sl], ap[sl], npos[sl] = _auroc_ap_rows(s, y)
+        s = S[:, sl].toarray().T if sp.issparse(S) else np.asarray(S[:, sl]).T
+        idx, cnt = _positives(T, sl, n)
+        K = _score_keys(s)
+        if K is None:
+            K = _rank_keys(s, idx)
+        else:
+            if K.dtype == np.uint32:
+                K.reshape(-1)[idx] |= np.uint32(1)
+            else:
+                K.reshape(-1)[idx] |= 1
+        del s
+        K.sort(axis=1)
+        auc_num, ap_num = _auroc_ap_sorted(K, cnt)
+        del K
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auroc[sl] = auc_num / (cnt * (n - cnt).astype(np.float64))
+            ap[sl] = ap_num / cnt
+        auroc[sl][(cnt == 0) | (cnt == n)] = np.nan
+        ap[sl][cnt == 0] = np.nan
+        npos[sl] = cnt
     pp = npos / n if n else np.full(m, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         auprnorm = np.where(pp < 1, (ap - pp) / (1 - pp), np.nan)
     return pd.DataFrame({"auroc": auroc, "aupr": ap, "pp": pp, "auprnorm": auprnorm,
-                         "n_pos": npos.astype(np.int64)})
+                         "n_pos": npos})
 
 
 def auroc_columns(labels, scores, mem_bytes: int = DEFAULT_MEM_BYTES) -> np.ndarray:
