@@ -2,19 +2,6 @@
 # ({R}/processed/{variant}/{coassay_rna,coassay_atac,single_rna,single_atac}.h5ad).
 # source authors: rule processed_authors builds the full variant from the authors' files instead
 # of splits + processed_full (no features stage); exp/var follow from it as on the raw path.
-from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES, authors_optional
-
-SPL = SPLIT_SETTINGS
-if AUTHORS:
-    _OPT = authors_optional(config)
-    # input name -> download key: the required files, BABEL's split and the DE sets if configured
-    AUTHORS_INPUTS = {**AUTHORS_FILES, **{n: k for n, k in AUTHORS_BABEL.items() if k in _OPT["babel"]},
-                      **{n: k for n, k in AUTHORS_DE.items() if k in _OPT["de"]}}
-    AUTHORS_DE_TABLES = {n: f"{R}/features/authors_{n}.tsv" for n, k in AUTHORS_DE.items() if k in _OPT["de"]}
-else:
-    AUTHORS_DE_TABLES = {}
-
-
 if AUTHORS:
 
     rule processed_authors:
@@ -27,12 +14,12 @@ if AUTHORS:
             splits=f"{R}/splits/splits.tsv",
             **AUTHORS_DE_TABLES,
         params:
-            seed=SPL["seed"],
-            fracs=SPL["random_fracs"],
-            resolution=SPL["leiden_resolution"],
-            unseen_rule=SPL["unseen_rule"],
-            n_pcs=SPL["n_pcs"],
-            n_neighbors=SPL["n_neighbors"],
+            seed=SPLIT_SETTINGS["seed"],
+            fracs=SPLIT_SETTINGS["random_fracs"],
+            resolution=SPLIT_SETTINGS["leiden_resolution"],
+            unseen_rule=SPLIT_SETTINGS["unseen_rule"],
+            n_pcs=SPLIT_SETTINGS["n_pcs"],
+            n_neighbors=SPLIT_SETTINGS["n_neighbors"],
         log:
             f"{R}/logs/processed_authors/processed_authors.log",
         benchmark:
@@ -53,12 +40,12 @@ else:
         output:
             f"{R}/splits/splits.tsv",
         params:
-            seed=SPL["seed"],
-            fracs=SPL["random_fracs"],
-            resolution=SPL["leiden_resolution"],
-            unseen_rule=SPL["unseen_rule"],
-            n_pcs=SPL["n_pcs"],
-            n_neighbors=SPL["n_neighbors"],
+            seed=SPLIT_SETTINGS["seed"],
+            fracs=SPLIT_SETTINGS["random_fracs"],
+            resolution=SPLIT_SETTINGS["leiden_resolution"],
+            unseen_rule=SPLIT_SETTINGS["unseen_rule"],
+            n_pcs=SPLIT_SETTINGS["n_pcs"],
+            n_neighbors=SPLIT_SETTINGS["n_neighbors"],
         log:
             f"{R}/logs/splits/splits.log",
         benchmark:

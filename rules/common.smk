@@ -1,8 +1,11 @@
 # Shared helpers for all rule files (paths, grids, resources), included first by the Snakefile.
+import os
+
 from workflow_lib.babel_settings import babel_settings
 from workflow_lib.grid import grid_points, parse_point, point_regex
 from workflow_lib.seeds import SEED_TAG_REGEX, base_method, check_seeds, method_run_names, parse_run_name
 from workflow_lib.settings import deep_merge, polarbear_settings
+from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES, authors_optional, demo_files
 from workflow_lib.sources import (check_atac_downloads, check_scenarios, download_file, effective_atac_sets,
                                   needed_downloads)
 from workflow_lib.splits import check_split_fractions
@@ -269,3 +272,91 @@ def babel_grid_dir(wildcards):
 
 def baseline_params(wildcards):
     return {**BASELINE_PARAMS, "method": wildcards.baseline}
+
+
+# --------------------------------------------------------------------------- features.smk
+FEAT = config["features"]
+
+
+DOWNSAMPLE_FRAC = FEAT["single_atac_downsample_frac"]
+
+
+def lift_peaks_inputs(wildcards):
+    """A set's own peaks; peaks not in mm10 also need the (local) liftover chain."""
+    out = {"bed": atac_peaks_bed(wildcards.dataset)}
+    if atac_assembly(wildcards.dataset) != "mm10":
+        out["chain"] = raw("mm9_to_mm10_chain")
+    return out
+
+
+def atac_set_param(key, default=None):
+    """Input function: value `key` of the single-assay ATAC set {dataset} (or `default`)."""
+
+    def param(wildcards):
+        return atac_set(wildcards.dataset).get(key, default)
+
+    return param
+
+
+def snap_inputs(wildcards):
+    """The .snap files (one per sample) of set {dataset}."""
+    return [raw(n) for n in atac_set(wildcards.dataset)["files"]]
+
+
+def single_atac_count_inputs(wildcards):
+    return atac_counts_inputs(wildcards.dataset)
+
+
+def single_atac_bed(wildcards):
+    return atac_peaks_bed(wildcards.dataset)
+
+
+# --------------------------------------------------------------------------- download.smk
+
+
+def output_dir(wildcards, output):
+    """Directory of a job's first output."""
+    return os.path.dirname(output[0])
+
+
+def download_entry(wildcards):
+    """The `downloads` entry of raw file {file}."""
+    return next(e for e in config["downloads"].values() if e["file"] == wildcards.file)
+
+
+def download_sidecar(wildcards):
+    return f"{R}/raw/checksums/{wildcards.file}.sha256"
+
+
+# --------------------------------------------------------------------------- cells.smk
+# source authors: rule processed_authors builds the full variant from the authors' files
+
+if AUTHORS:
+    _OPT = authors_optional(config)
+    # input name -> download key: the required files, BABEL's split and the DE sets if configured
+    AUTHORS_INPUTS = {**AUTHORS_FILES, **{n: k for n, k in AUTHORS_BABEL.items() if k in _OPT["babel"]},
+                      **{n: k for n, k in AUTHORS_DE.items() if k in _OPT["de"]}}
+    AUTHORS_DE_TABLES = {n: f"{R}/features/authors_{n}.tsv" for n, k in AUTHORS_DE.items() if k in _OPT["de"]}
+else:
+    AUTHORS_DE_TABLES = {}
+
+
+# --------------------------------------------------------------------------- evaluate.smk
+# (scenario, run) of the full variant; runs of further seeds (polarbear~s1, ...) feed the
+# n_seeds / seed_mean / ci95_* columns
+TABLE3_RUNS = [(s, m) for v, s, m in method_runs() if v == "full"]
+
+
+def evaluate_run_inputs(wildcards):
+    """Predictions of the run, the processed co-assay files and the variant's references (and,
+    with source authors, their DE sets, which define is_de where present: column de_set)."""
+    v = wildcards.variant
+    return dict(
+        zip(PREDICTION_NAMES, predictions(v, wildcards.scenario, wildcards.method)),
+        rna=processed(v, "coassay_rna"),
+        atac=processed(v, "coassay_atac"),
+        size_factors=f"{R}/eval/{v}/reference/size_factors.tsv",
+        genes_de=f"{R}/eval/{v}/reference/genes_de.tsv",
+        peaks_de=f"{R}/eval/{v}/reference/peaks_de.tsv",
+        **{f"authors_{n}": p for n, p in AUTHORS_DE_TABLES.items()},
+    )

@@ -4,10 +4,7 @@
 #   source=demo:   one `simulate_demo` job writing ALL raw files in the same formats.
 # Exactly one of the two rules exists in a run, so each raw file has a single producer.
 
-import os
 import re
-
-from workflow_lib.sources import demo_files
 
 DOWNLOAD_NAMES = list(config["downloads"])
 
@@ -21,7 +18,7 @@ if DEMO:
             demo=config["demo"]["simulate"],
             files={n: download_file(config, n, True) for n in demo_files(config)},
             atac_sets=ATAC_SETS,
-            outdir=lambda wc, output: os.path.dirname(output[0]),
+            outdir=output_dir,
         log:
             f"{R}/logs/simulate_demo/simulate_demo.log",
         benchmark:
@@ -41,10 +38,8 @@ else:
         wildcard_constraints:
             file="|".join(re.escape(config["downloads"][n]["file"]) for n in DOWNLOAD_NAMES),
         params:
-            entry=lambda wc: next(
-                e for e in config["downloads"].values() if e["file"] == wc.file
-            ),
-            sidecar=lambda wc: f"{R}/raw/checksums/{wc.file}.sha256",
+            entry=download_entry,
+            sidecar=download_sidecar,
             retries=5,  # per URL: network errors (5xx, timeouts, dropped connections; resumed)
         log:
             f"{R}/logs/download/{{file}}.log",

@@ -2,11 +2,6 @@
 # Logic: workflow_lib/evaluate.py (metrics.py, de.py, normalize.py).
 
 
-# (scenario, run) of the full variant; runs of further seeds (polarbear~s1, ...) feed the
-# n_seeds / seed_mean / ci95_* columns
-TABLE3_RUNS = [(s, m) for v, s, m in method_runs() if v == "full"]
-
-
 rule evaluate_reference:
     """Deconvolution size factors (paper: scran over all cells; v1: per cell type) and true
     one-vs-rest cell-type DE on all co-assay cells."""
@@ -34,18 +29,7 @@ rule evaluate_reference:
 rule evaluate_run:
     """Metrics of one (variant, scenario, method) run on the scenario's test cells."""
     input:
-        unpack(
-            lambda wc: dict(
-                zip(PREDICTION_NAMES, predictions(wc.variant, wc.scenario, wc.method)),
-                rna=processed(wc.variant, "coassay_rna"),
-                atac=processed(wc.variant, "coassay_atac"),
-                size_factors=f"{R}/eval/{wc.variant}/reference/size_factors.tsv",
-                genes_de=f"{R}/eval/{wc.variant}/reference/genes_de.tsv",
-                peaks_de=f"{R}/eval/{wc.variant}/reference/peaks_de.tsv",
-                # source authors: their DE sets define is_de where present (column de_set)
-                **{f"authors_{n}": p for n, p in AUTHORS_DE_TABLES.items()},
-            )
-        ),
+        unpack(evaluate_run_inputs),
     output:
         genes=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/genes.tsv",
         peaks=f"{R}/eval/{{variant}}/{{scenario}}/{{method}}/peaks.tsv",

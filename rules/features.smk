@@ -2,12 +2,6 @@
 # peaks (SNARE-seq frequency filter), liftover + overlap mapping of single-assay ATAC sets,
 # symbol mapping of single-assay RNA. Outputs: {R}/features/*, {R}/interim/*.h5ad.
 
-FEAT = config["features"]
-
-
-DOWNSAMPLE_FRAC = FEAT["single_atac_downsample_frac"]
-
-
 rule coassay:
     input:
         rna_counts=raw("snare_rna_counts"),
@@ -72,22 +66,12 @@ rule peak_features:
 
 rule lift_peaks:
     input:
-        # peaks not in mm10 also need the (local) liftover chain
-        unpack(
-            lambda wc: {
-                "bed": atac_peaks_bed(wc.dataset),
-                **(
-                    {"chain": raw("mm9_to_mm10_chain")}
-                    if atac_assembly(wc.dataset) != "mm10"
-                    else {}
-                ),
-            }
-        ),
+        unpack(lift_peaks_inputs),
     output:
         bed=f"{R}/interim/peaks_mm10/{{dataset}}.bed",
         report=f"{R}/features/liftover/{{dataset}}.json",
     params:
-        assembly=lambda wc: atac_assembly(wc.dataset),
+        assembly=atac_set_param("assembly"),
     wildcard_constraints:
         dataset="|".join(SINGLE_ATAC_SETS),
     log:
@@ -106,16 +90,16 @@ if SNAP_SETS:
 
     rule snap_export:
         input:
-            lambda wc: [raw(n) for n in atac_set(wc.dataset)["files"]],
+            snap_inputs,
         output:
             h5ad=f"{R}/interim/snap/{{dataset}}.h5ad",
             bed=f"{R}/interim/snap/{{dataset}}.bed",
         params:
             frac=DOWNSAMPLE_FRAC,
             seed=FEAT["downsample_seed"],
-            matrix=lambda wc: atac_set(wc.dataset).get("snap_matrix", "auto"),
-            bin_size=lambda wc: atac_set(wc.dataset).get("snap_bin_size", 5000),
-            min_fragments=lambda wc: atac_set(wc.dataset).get("snap_min_fragments", 0),
+            matrix=atac_set_param("snap_matrix", "auto"),
+            bin_size=atac_set_param("snap_bin_size", 5000),
+            min_fragments=atac_set_param("snap_min_fragments", 0),
         wildcard_constraints:
             dataset="|".join(SNAP_SETS),
         log:
@@ -132,8 +116,8 @@ if SNAP_SETS:
 
 rule single_atac:
     input:
-        unpack(lambda wc: atac_counts_inputs(wc.dataset)),
-        bed=lambda wc: atac_peaks_bed(wc.dataset),
+        unpack(single_atac_count_inputs),
+        bed=single_atac_bed,
         lifted=f"{R}/interim/peaks_mm10/{{dataset}}.bed",
         ref=f"{R}/features/peaks.bed",
     output:

@@ -39,6 +39,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from . import cells, genome, io, splits
+from .sparse import binarize
 from .fileutils import InputFormatError, get_logger, timed, write_h5ad, write_tsv
 from .xlsx import read_sheet
 
@@ -290,7 +291,7 @@ def build_authors_processed(inputs: Mapping[str, str], outputs: Mapping[str, str
         if rna:
             X = _integer_counts(X, path, log)
         else:
-            X = cells.binarize(X[:, cols])
+            X = binarize(X[:, cols])
         a = ad.AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=pd.DataFrame(index=pd.Index(names, dtype=str)),
                        var=var.copy())
         if not a.obs_names.is_unique:
