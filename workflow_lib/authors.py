@@ -39,8 +39,8 @@ import scipy.io
 import scipy.sparse as sp
 
 from . import cells, genome, io, splits
-from .sparse import binarize
 from .fileutils import InputFormatError, get_logger, timed, write_h5ad, write_tsv
+from .sparse import binarize
 from .xlsx import read_sheet
 
 RNA_DATASETS = ("snare", "zeisel")
