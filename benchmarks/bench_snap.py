@@ -3,7 +3,7 @@
 Default: one sample of 15,000 barcodes x the 5 kb bin matrix of the mm10 autosomes (~493,000 bins), 5,000
 non-zero bins per barcode (7.5e7 triplets; a CEMBA snATAC nucleus has ~5-10k unique fragments),
 the shape SnapATAC writes (AM/5000, gzip-compressed uint32/uint8 triplets). Measures
-:func:`workflow_lib.prepare.export_snap_set` (QC on BD/UQ, downsampling to 20% before reading, the
+:func:`workflow_lib.features.export_snap_set` (QC on BD/UQ, downsampling to 20% before reading, the
 whole matrix read in chunks) and a full read, with wall time and peak RSS.
 
     python3 benchmarks/bench_snap.py                  # default size
@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from workflow_lib import prepare
+from workflow_lib import features as features_stage
+from workflow_lib import io as wio
 from workflow_lib.snap import read_snap, write_snap
 
 MM10_AUTOSOMES_MB = [195, 182, 160, 157, 152, 150, 145, 129, 125, 131, 122, 120, 121, 125, 104, 98, 95, 91, 61]
@@ -64,7 +65,7 @@ def main() -> None:
         print(f"wrote {args.cells} barcodes x {n_bins} bins, {nnz:,} triplets "
               f"({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s; RSS so far {rss_gb():.2f} GB")
         t = time.perf_counter()
-        prepare.export_snap_set([str(path)], Path(d) / "out.h5ad", Path(d) / "out.bed", dataset="bench",
+        features_stage.export_snap_set([str(path)], Path(d) / "out.h5ad", Path(d) / "out.bed", dataset="bench",
                                 downsample_frac=args.frac, seed=0, matrix="AM", bin_size=args.bin_size,
                                 min_fragments=1000)
         print(f"export_snap_set (UQ >= 1000, frac {args.frac}): {time.perf_counter() - t:.1f} s, "

@@ -23,15 +23,15 @@ rule train_babel:
         grid=babel_point_params,
         seed=babel_seed,
     log:
-        f"{R}/logs/train_babel/{{variant}}/{{scenario}}/{{point}}{{seedtag}}.log",
+        log_path("train_babel", "{variant}/{scenario}/{point}{seedtag}"),
     benchmark:
-        f"{R}/benchmarks/train_babel/{{variant}}/{{scenario}}/{{point}}{{seedtag}}.tsv"
+        bench_path("train_babel", "{variant}/{scenario}/{point}{seedtag}")
     resources:
         **rule_resources("train"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/babel_train.py"
+        "../scripts/train_babel.py"
 
 
 rule select_babel:
@@ -41,15 +41,15 @@ rule select_babel:
     output:
         f"{BABEL_DIR}/selected.json",
     log:
-        f"{R}/logs/select_babel/{{variant}}/{{scenario}}{{seedtag}}.log",
+        log_path("select_babel", "{variant}/{scenario}{seedtag}"),
     benchmark:
-        f"{R}/benchmarks/select_babel/{{variant}}/{{scenario}}{{seedtag}}.tsv"
+        bench_path("select_babel", "{variant}/{scenario}{seedtag}")
     resources:
         **rule_resources("default"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/babel_select.py"
+        "../scripts/select_babel.py"
 
 
 rule predict_babel:
@@ -64,15 +64,15 @@ rule predict_babel:
     params:
         grid_dir=babel_grid_dir,
     log:
-        f"{R}/logs/predict_babel/{{variant}}/{{scenario}}{{seedtag}}.log",
+        log_path("predict_babel", "{variant}/{scenario}{seedtag}"),
     benchmark:
-        f"{R}/benchmarks/predict_babel/{{variant}}/{{scenario}}{{seedtag}}.tsv"
+        bench_path("predict_babel", "{variant}/{scenario}{seedtag}")
     resources:
         **rule_resources("train", runtime_of="default"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/babel_predict.py"
+        "../scripts/predict_babel.py"
 
 
 rule predict_baseline:
@@ -96,4 +96,4 @@ rule predict_baseline:
     conda:
         "../envs/baselines.yaml"
     script:
-        "../scripts/baseline_predict.py"
+        "../scripts/predict_baseline.py"

@@ -21,9 +21,9 @@ if AUTHORS:
             n_pcs=SPLIT_SETTINGS["n_pcs"],
             n_neighbors=SPLIT_SETTINGS["n_neighbors"],
         log:
-            f"{R}/logs/processed_authors/processed_authors.log",
+            log_path("processed_authors", "processed_authors"),
         benchmark:
-            f"{R}/benchmarks/processed_authors/processed_authors.tsv"
+            bench_path("processed_authors", "processed_authors")
         resources:
             **rule_resources("features"),
         conda:
@@ -47,9 +47,9 @@ else:
             n_pcs=SPLIT_SETTINGS["n_pcs"],
             n_neighbors=SPLIT_SETTINGS["n_neighbors"],
         log:
-            f"{R}/logs/splits/splits.log",
+            log_path("splits", "splits"),
         benchmark:
-            f"{R}/benchmarks/splits/splits.tsv"
+            bench_path("splits", "splits")
         resources:
             **rule_resources("default"),
         conda:
@@ -73,9 +73,9 @@ else:
         params:
             datasets=SINGLE_ATAC_SETS,
         log:
-            f"{R}/logs/processed_full/processed_full.log",
+            log_path("processed_full", "processed_full"),
         benchmark:
-            f"{R}/benchmarks/processed_full/processed_full.tsv"
+            bench_path("processed_full", "processed_full")
         resources:
             **rule_resources("features"),
         conda:
@@ -95,9 +95,9 @@ rule processed_variant:
     wildcard_constraints:
         variant="exp|var",
     log:
-        f"{R}/logs/processed_variant/{{variant}}.log",
+        log_path("processed_variant", "{variant}"),
     benchmark:
-        f"{R}/benchmarks/processed_variant/{{variant}}.tsv"
+        bench_path("processed_variant", "{variant}")
     resources:
         **rule_resources("features"),
     conda:

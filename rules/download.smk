@@ -20,9 +20,9 @@ if DEMO:
             atac_sets=ATAC_SETS,
             outdir=output_dir,
         log:
-            f"{R}/logs/simulate_demo/simulate_demo.log",
+            log_path("simulate_demo", "simulate_demo"),
         benchmark:
-            f"{R}/benchmarks/simulate_demo/simulate_demo.tsv"
+            bench_path("simulate_demo", "simulate_demo")
         resources:
             **rule_resources("default"),
         conda:
@@ -42,9 +42,9 @@ else:
             sidecar=download_sidecar,
             retries=5,  # per URL: network errors (5xx, timeouts, dropped connections; resumed)
         log:
-            f"{R}/logs/download/{{file}}.log",
+            log_path("download", "{file}"),
         benchmark:
-            f"{R}/benchmarks/download/{{file}}.tsv"
+            bench_path("download", "{file}")
         # no Snakemake retry directive: download() retries transient network errors (with backoff);
         # a checksum mismatch or a 4xx is final and must not fetch a multi-GB file three times
         resources:
@@ -67,9 +67,9 @@ else:
             timeout=20,
             workers=16,
         log:
-            f"{R}/logs/check_sources/check_sources.log",
+            log_path("check_sources", "check_sources"),
         benchmark:
-            f"{R}/benchmarks/check_sources/check_sources.tsv"
+            bench_path("check_sources", "check_sources")
         # network-bound: parallel requests in Python threads, one CPU
         resources:
             **rule_resources("default"),

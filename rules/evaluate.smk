@@ -13,9 +13,9 @@ rule evaluate_reference:
         genes_de=f"{R}/eval/{{variant}}/reference/genes_de.tsv",
         peaks_de=f"{R}/eval/{{variant}}/reference/peaks_de.tsv",
     log:
-        f"{R}/logs/evaluate_reference/{{variant}}.log",
+        log_path("evaluate_reference", "{variant}"),
     benchmark:
-        f"{R}/benchmarks/evaluate_reference/{{variant}}.tsv"
+        bench_path("evaluate_reference", "{variant}")
     wildcard_constraints:
         variant="|".join(VARIANTS),
     resources:
@@ -40,9 +40,9 @@ rule evaluate_run:
         de_fdr=config["evaluate"]["de_fdr"],
         marker_genes=config["marker_genes"],
     log:
-        f"{R}/logs/evaluate_run/{{variant}}/{{scenario}}/{{method}}.log",
+        log_path("evaluate_run", "{variant}/{scenario}/{method}"),
     benchmark:
-        f"{R}/benchmarks/evaluate_run/{{variant}}/{{scenario}}/{{method}}.tsv"
+        bench_path("evaluate_run", "{variant}/{scenario}/{method}")
     wildcard_constraints:
         variant="|".join(VARIANTS),
         scenario="|".join(SCENARIOS),
@@ -67,12 +67,12 @@ rule table3:
         runs=TABLE3_RUNS,
         dirs=[f"{R}/eval/full/{s}/{m}" for s, m in TABLE3_RUNS],
     log:
-        f"{R}/logs/table3/table3.log",
+        log_path("table3", "table3"),
     benchmark:
-        f"{R}/benchmarks/table3/table3.tsv"
+        bench_path("table3", "table3")
     resources:
         **rule_resources("default"),
     conda:
         "../envs/eval.yaml"
     script:
-        "../scripts/evaluate_table3.py"
+        "../scripts/table3.py"

@@ -21,9 +21,9 @@ rule export_model:
     wildcard_constraints:
         method=PB_RUN_REGEX,
     log:
-        f"{R}/logs/export_model/{{variant}}/{{scenario}}/{{method}}.log",
+        log_path("export_model", "{variant}/{scenario}/{method}"),
     benchmark:
-        f"{R}/benchmarks/export_model/{{variant}}/{{scenario}}/{{method}}.tsv"
+        bench_path("export_model", "{variant}/{scenario}/{method}")
     resources:
         **rule_resources("train", runtime_of="default"),
     conda:

@@ -15,9 +15,9 @@ rule coassay:
         rna=f"{R}/interim/coassay_rna.h5ad",
         atac=f"{R}/interim/coassay_atac.h5ad",
     log:
-        f"{R}/logs/coassay/coassay.log",
+        log_path("coassay", "coassay"),
     benchmark:
-        f"{R}/benchmarks/coassay/coassay.tsv"
+        bench_path("coassay", "coassay")
     resources:
         **rule_resources("features"),
     conda:
@@ -33,9 +33,9 @@ rule gene_features:
     output:
         f"{R}/features/genes.tsv",
     log:
-        f"{R}/logs/gene_features/gene_features.log",
+        log_path("gene_features", "gene_features"),
     benchmark:
-        f"{R}/benchmarks/gene_features/gene_features.tsv"
+        bench_path("gene_features", "gene_features")
     resources:
         **rule_resources("default"),
     conda:
@@ -53,9 +53,9 @@ rule peak_features:
         min_cells=FEAT["peak_min_cells"],
         max_frac=FEAT["peak_max_frac"],
     log:
-        f"{R}/logs/peak_features/peak_features.log",
+        log_path("peak_features", "peak_features"),
     benchmark:
-        f"{R}/benchmarks/peak_features/peak_features.tsv"
+        bench_path("peak_features", "peak_features")
     resources:
         **rule_resources("features"),
     conda:
@@ -75,9 +75,9 @@ rule lift_peaks:
     wildcard_constraints:
         dataset="|".join(SINGLE_ATAC_SETS),
     log:
-        f"{R}/logs/lift_peaks/{{dataset}}.log",
+        log_path("lift_peaks", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/lift_peaks/{{dataset}}.tsv"
+        bench_path("lift_peaks", "{dataset}")
     resources:
         **rule_resources("default"),
     conda:
@@ -103,9 +103,9 @@ if SNAP_SETS:
         wildcard_constraints:
             dataset="|".join(SNAP_SETS),
         log:
-            f"{R}/logs/snap_export/{{dataset}}.log",
+            log_path("snap_export", "{dataset}"),
         benchmark:
-            f"{R}/benchmarks/snap_export/{{dataset}}.tsv"
+            bench_path("snap_export", "{dataset}")
         resources:
             **rule_resources("features"),
         conda:
@@ -129,9 +129,9 @@ rule single_atac:
     wildcard_constraints:
         dataset="|".join(SINGLE_ATAC_SETS),
     log:
-        f"{R}/logs/single_atac/{{dataset}}.log",
+        log_path("single_atac", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/single_atac/{{dataset}}.tsv"
+        bench_path("single_atac", "{dataset}")
     resources:
         **rule_resources("features"),
     conda:
@@ -149,9 +149,9 @@ rule single_rna:
     params:
         min_features=FEAT["min_features_per_cell"],
     log:
-        f"{R}/logs/single_rna/single_rna.log",
+        log_path("single_rna", "single_rna"),
     benchmark:
-        f"{R}/benchmarks/single_rna/single_rna.tsv"
+        bench_path("single_rna", "single_rna")
     resources:
         **rule_resources("features"),
     conda:
@@ -170,9 +170,9 @@ rule mapping_report:
     params:
         datasets=SINGLE_ATAC_SETS,
     log:
-        f"{R}/logs/mapping_report/mapping_report.log",
+        log_path("mapping_report", "mapping_report"),
     benchmark:
-        f"{R}/benchmarks/mapping_report/mapping_report.tsv"
+        bench_path("mapping_report", "mapping_report")
     resources:
         **rule_resources("default"),
     conda:

@@ -15,9 +15,9 @@ rule figure:
         comparators=FIG_COMPARATORS,
         dpi=FIG_DPI,
     log:
-        f"{R}/logs/figure/fig{{fig}}.log",
+        log_path("figure", "fig{fig}"),
     benchmark:
-        f"{R}/benchmarks/figure/fig{{fig}}.tsv"
+        bench_path("figure", "fig{fig}")
     resources:
         **rule_resources("default"),
     conda:
@@ -43,9 +43,9 @@ rule table3_report:
             labels={"table": "Table 3", "format": "TSV (paper layout)"},
         ),
     log:
-        f"{R}/logs/table3_report/table3_report.log",
+        log_path("table3_report", "table3_report"),
     benchmark:
-        f"{R}/benchmarks/table3_report/table3_report.tsv"
+        bench_path("table3_report", "table3_report")
     resources:
         **rule_resources("default"),
     conda:

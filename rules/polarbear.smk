@@ -22,15 +22,15 @@ rule pretrain_vae:
         modality="rna|atac",
         pbpoint=point_regex("latent", "beta"),
     log:
-        f"{R}/logs/pretrain_vae/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}_{{modality}}.log",
+        log_path("pretrain_vae", "{variant}/{scenario}/{method}/{pbpoint}_{modality}"),
     benchmark:
-        f"{R}/benchmarks/pretrain_vae/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}_{{modality}}.tsv"
+        bench_path("pretrain_vae", "{variant}/{scenario}/{method}/{pbpoint}_{modality}")
     resources:
         **rule_resources("train"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/polarbear_pretrain_vae.py"
+        "../scripts/pretrain_vae.py"
 
 
 rule train_translators:
@@ -55,15 +55,15 @@ rule train_translators:
         method=PB_RUN_REGEX,
         pbpoint=point_regex("latent", "beta"),
     log:
-        f"{R}/logs/train_translators/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}.log",
+        log_path("train_translators", "{variant}/{scenario}/{method}/{pbpoint}"),
     benchmark:
-        f"{R}/benchmarks/train_translators/{{variant}}/{{scenario}}/{{method}}/{{pbpoint}}.tsv"
+        bench_path("train_translators", "{variant}/{scenario}/{method}/{pbpoint}")
     resources:
         **rule_resources("train"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/polarbear_train_translators.py"
+        "../scripts/train_translators.py"
 
 
 rule select_polarbear:
@@ -77,15 +77,15 @@ rule select_polarbear:
     wildcard_constraints:
         method=PB_RUN_REGEX,
     log:
-        f"{R}/logs/select_polarbear/{{variant}}/{{scenario}}/{{method}}.log",
+        log_path("select_polarbear", "{variant}/{scenario}/{method}"),
     benchmark:
-        f"{R}/benchmarks/select_polarbear/{{variant}}/{{scenario}}/{{method}}.tsv"
+        bench_path("select_polarbear", "{variant}/{scenario}/{method}")
     resources:
         **rule_resources("default"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/polarbear_select.py"
+        "../scripts/select_polarbear.py"
 
 
 rule predict_polarbear:
@@ -104,15 +104,15 @@ rule predict_polarbear:
     wildcard_constraints:
         method=PB_RUN_REGEX,
     log:
-        f"{R}/logs/predict_polarbear/{{variant}}/{{scenario}}/{{method}}.log",
+        log_path("predict_polarbear", "{variant}/{scenario}/{method}"),
     benchmark:
-        f"{R}/benchmarks/predict_polarbear/{{variant}}/{{scenario}}/{{method}}.tsv"
+        bench_path("predict_polarbear", "{variant}/{scenario}/{method}")
     resources:
         **rule_resources("train", runtime_of="default"),
     conda:
         "../envs/torch.yaml"
     script:
-        "../scripts/polarbear_predict.py"
+        "../scripts/predict_polarbear.py"
 
 
 rule polarbear_all:

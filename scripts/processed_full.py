@@ -1,6 +1,6 @@
 """Snakemake script for rule `processed_full`: the four processed files of the full variant."""
 from workflow_lib.fileutils import get_logger
-from workflow_lib.prepare import build_processed_full
+from workflow_lib.cells import build_processed_full
 
 i, o = snakemake.input, snakemake.output
 kinds = ("coassay_rna", "coassay_atac", "single_rna", "single_atac")

@@ -1,6 +1,6 @@
 """Snakemake script for rule `single_atac`: downsample, map onto reference peaks, filter cells."""
 from workflow_lib.fileutils import get_logger
-from workflow_lib.prepare import build_single_atac
+from workflow_lib.features import build_single_atac
 
 i, p = snakemake.input, snakemake.params
 snap = "h5ad" in i.keys()

@@ -1,6 +1,6 @@
 """Snakemake script for rule `snap_export`: snap files of one set -> downsampled counts h5ad + BED."""
 from workflow_lib.fileutils import get_logger
-from workflow_lib.prepare import export_snap_set
+from workflow_lib.features import export_snap_set
 
 p = snakemake.params
 export_snap_set(list(snakemake.input), snakemake.output.h5ad, snakemake.output.bed,

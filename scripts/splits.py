@@ -1,6 +1,6 @@
 """Snakemake script for rule `splits`: random and unseen (Leiden) splits of the co-assay cells."""
 from workflow_lib.fileutils import get_logger
-from workflow_lib.prepare import build_splits
+from workflow_lib.cells import build_splits
 
 p = snakemake.params
 build_splits(snakemake.input.rna, snakemake.input.genes, snakemake.output[0], seed=p.seed,

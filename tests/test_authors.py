@@ -16,7 +16,7 @@ from conftest import copy_repo, run_snakemake
 from workflow_lib import authors as A
 from workflow_lib.evaluate import authors_gene_de, authors_peak_de
 from workflow_lib.fileutils import InputFormatError, get_logger
-from workflow_lib.prepare import validate_processed
+from workflow_lib.cells import validate_processed
 from workflow_lib.simulate import simulate_authors
 from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES
 from workflow_lib.xlsx import read_sheet

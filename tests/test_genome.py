@@ -37,7 +37,7 @@ def test_liftover_hand_checked():
 
 
 def test_chain_missing_a_chromosome_names_the_chain_and_writes_nothing(tmp_path):
-    from workflow_lib import prepare
+    from workflow_lib import features as features_stage
 
     q = peaks([("chr1", 10, 20), ("chr3", 1, 10), ("chr3", 50, 60)])  # the chain has no chr3
     with pytest.raises(InputFormatError, match=r"tiny\.over\.chain.*chr3 \(2 peaks\)"):
@@ -46,7 +46,7 @@ def test_chain_missing_a_chromosome_names_the_chain_and_writes_nothing(tmp_path)
     bed.write_text("chr1\t10\t20\nchr3\t1\t10\n")
     out_bed, out_rep = tmp_path / "lifted.bed", tmp_path / "lift.json"
     with pytest.raises(InputFormatError, match=r"tiny\.over\.chain"):
-        prepare.lift_peaks(bed, out_bed, out_rep, chain=CHAIN, dataset="fang")
+        features_stage.lift_peaks(bed, out_bed, out_rep, chain=CHAIN, dataset="fang")
     assert not out_bed.exists() and not out_rep.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bed"]
     # a contig outside chr1..chr22/X/Y without a chain is only dropped (counted as unmapped)

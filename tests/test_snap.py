@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from workflow_lib import prepare
+from workflow_lib import features as features_stage
+from workflow_lib import io as wio
 from workflow_lib.fileutils import InputFormatError
 from workflow_lib.snap import read_snap, read_snap_barcodes, write_snap
 from workflow_lib.sources import atac_set_files, check_atac_downloads
@@ -154,7 +155,7 @@ def test_export_two_samples_union_features_and_prefixed_barcodes(tmp_path):
     write_raw_snap(s2, ["AAA", "TTT", "low"], uq=[5000, 5000, 10],
                    pm=(["chr1", "chr1"], [100, 900], [200, 950], [1, 2, 3], [2, 1, 1], [1, 2, 1]))
     out_h5, out_bed = tmp_path / "fang.h5ad", tmp_path / "fang.bed"
-    prepare.export_snap_set([str(s1), str(s2)], out_h5, out_bed, dataset="fang", downsample_frac=1.0,
+    features_stage.export_snap_set([str(s1), str(s2)], out_h5, out_bed, dataset="fang", downsample_frac=1.0,
                             seed=0, min_fragments=1000)
     a = ad.read_h5ad(out_h5)
     assert list(a.obs_names) == ["CEMBA_A:AAA", "CEMBA_A:CCC", "CEMBA_B:AAA", "CEMBA_B:TTT"]  # "low" failed QC
@@ -162,7 +163,7 @@ def test_export_two_samples_union_features_and_prefixed_barcodes(tmp_path):
     # union of features sorted by chrom, start: chr1:100-200, chr1:900-950, chr2:50-90
     assert a.var[["chrom", "start", "end"]].values.tolist() == [["chr1", 100, 200], ["chr1", 900, 950], ["chr2", 50, 90]]
     np.testing.assert_array_equal(a.X.toarray(), [[0, 0, 1], [3, 0, 1], [0, 1, 0], [2, 0, 0]])
-    bed = prepare.read_bed4(out_bed)
+    bed = wio.read_bed4(out_bed)
     assert list(bed.index) == list(a.var_names)  # BED rows == h5ad columns (liftover query rows)
 
 
@@ -174,7 +175,7 @@ def test_export_downsamples_before_reading_and_is_reproducible(tmp_path):
     outs = []
     for k in range(2):
         h5 = tmp_path / f"o{k}.h5ad"
-        prepare.export_snap_set([str(tmp_path / "S.snap")], h5, tmp_path / f"o{k}.bed", dataset="fang",
+        features_stage.export_snap_set([str(tmp_path / "S.snap")], h5, tmp_path / f"o{k}.bed", dataset="fang",
                                 downsample_frac=0.25, seed=3)
         outs.append(ad.read_h5ad(h5))
     assert outs[0].n_obs == 50
@@ -188,16 +189,16 @@ def test_build_single_atac_from_snap_export_maps_by_overlap(tmp_path):
     write_raw_snap(s, ["A", "B"], pm=(["chr1", "chr1", "chr1"], [100, 400, 5000], [300, 450, 5100],
                                       [1, 1, 2, 2], [1, 2, 2, 3], [1, 1, 1, 1]))
     h5, bed = tmp_path / "x.h5ad", tmp_path / "x.bed"
-    prepare.export_snap_set([str(s)], h5, bed, dataset="fang", downsample_frac=1.0, seed=0)
+    features_stage.export_snap_set([str(s)], h5, bed, dataset="fang", downsample_frac=1.0, seed=0)
     lifted = tmp_path / "lifted.bed"
-    peaks = prepare.read_bed4(bed)
+    peaks = wio.read_bed4(bed)
     peaks["query_index"] = np.arange(len(peaks))
-    prepare.write_bed(peaks, lifted, name_col="query_index")
+    wio.write_bed(peaks, lifted, name_col="query_index")
     ref = tmp_path / "ref.bed"  # ref peak 1 overlaps query peaks 1 and 2; ref peak 2 overlaps none
-    prepare.write_bed(pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [250, 9000], "end": [420, 9100]},
+    wio.write_bed(pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [250, 9000], "end": [420, 9100]},
                                    index=["r1", "r2"]), ref)
     out = tmp_path / "single.h5ad"
-    prepare.build_single_atac(None, None, str(bed), lifted, ref, out, dataset="fang", downsample_frac=1.0,
+    features_stage.build_single_atac(None, None, str(bed), lifted, ref, out, dataset="fang", downsample_frac=1.0,
                               seed=0, min_features=0, h5ad=str(h5))
     a = ad.read_h5ad(out)
     assert list(a.obs_names) == ["fang:S:A", "fang:S:B"]

@@ -1,5 +1,4 @@
-"""Stage functions of the BABEL baseline and the simple baselines (called by scripts/babel_*.py,
-scripts/baseline_*.py).
+"""Stage functions of the BABEL baseline and the simple baselines (rules/babel.smk, called by its scripts).
 
 BABEL is trained on the co-assay TRAIN cells of a scenario, with the VAL cells for early stopping
 (full variant). One model per grid point (latent dimension x ATAC loss weight). Selection on the

@@ -510,7 +510,7 @@ def table3_markdown(t3: pd.DataFrame) -> str:
 
 
 def run_table3(eval_dirs: dict, tsv_out, md_out, log_path=None) -> pd.DataFrame:
-    """Entry point of scripts/evaluate_table3.py.
+    """Entry point of scripts/table3.py (rule table3).
 
     ``eval_dirs[(scenario, run)]`` = directory holding genes/peaks/cells/markers.tsv (run: a
     method, or a further seed's run such as polarbear~s1).

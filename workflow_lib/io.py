@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .fileutils import InputFormatError, check_values
+from .fileutils import InputFormatError, atomic_path, check_values
+from .genome import peak_names
 
 PEAK_RE = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)$")
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
@@ -519,3 +520,29 @@ def pair_coassay(rna: ad.AnnData, atac: ad.AnnData, metadata: pd.Series, drop_la
     for a in (rna2, atac2):
         a.obs["cell_type"] = ct
     return rna2, atac2
+
+
+# ----------------------------------------------------------------------------- workflow tables
+
+
+def read_gene_features(path) -> pd.DataFrame:
+    """genes.tsv of the features stage, indexed by gene symbol."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    return df.set_index(pd.Index(df["gene_name"].to_numpy(), dtype=str))
+
+
+def write_bed(peaks: pd.DataFrame, path, name_col: str | None = None) -> None:
+    """4-column BED (chrom, start, end, name = ``name_col`` or the index), written atomically."""
+    names = peaks[name_col].astype(str).to_numpy() if name_col else np.asarray(peaks.index, dtype=str)
+    df = pd.DataFrame({"c": peaks["chrom"].astype(str).to_numpy(), "s": peaks["start"].to_numpy(np.int64),
+                       "e": peaks["end"].to_numpy(np.int64), "n": names})
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", header=False, index=False)
+
+
+def read_bed4(path) -> pd.DataFrame:
+    """A BED written by write_bed (chrom, start, end, name); index = chrom:start-end."""
+    df = pd.read_csv(path, sep="\t", header=None, names=["chrom", "start", "end", "name"],
+                     dtype={"chrom": str, "start": np.int64, "end": np.int64, "name": str})
+    df.index = peak_names(df)
+    return df

@@ -1,4 +1,4 @@
-"""Polarbear stage functions called by scripts/polarbear_*.py (one function per rule).
+"""Polarbear stage functions of rules/polarbear.smk (one function per rule, called by its scripts).
 
 Variants
 --------
