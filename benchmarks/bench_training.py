@@ -4,7 +4,7 @@ Synthetic sparse inputs with the real dimensions: 17,271 genes (RNA) and 220,526
 autosomes (ATAC), ~3% non-zero. Measures cells/s of optimisation steps (loader densification of
 each minibatch + forward + backward + Adam) and the process peak RSS.
 
-    python3 benchmarks/bench_training.py [--steps 5] [--cells 4096] [--threads 2]
+    python3 benchmarks/bench_training.py [--steps 5] [--cells 4096] [--threads 2] [--device cuda]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def random_csr(rng, n, m, density, counts):
     return sp.csr_matrix((data, indices, indptr), shape=(n, m))
 
 
-def bench(model, X, cov, batch_size, steps, warmup=1):
-    loader = SparseCellLoader(X, np.arange(X.shape[0]), batch_size, True, 0, cov)
+def bench(model, X, cov, batch_size, steps, warmup=1, device="cpu"):
+    loader = SparseCellLoader(X, np.arange(X.shape[0]), batch_size, True, 0, cov, device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = vae_loss_fn(1.0, 0)
     model.train()
@@ -46,6 +46,8 @@ def bench(model, X, cov, batch_size, steps, warmup=1):
     n, t0 = 0, None
     for i in range(warmup + steps):
         if i == warmup:
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
         batch = next(it)
         opt.zero_grad(set_to_none=True)
@@ -54,6 +56,8 @@ def bench(model, X, cov, batch_size, steps, warmup=1):
         opt.step()
         if i >= warmup:
             n += batch["x"].shape[0]
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     return n / dt, dt / steps
 
@@ -64,6 +68,7 @@ def main():
     ap.add_argument("--cells", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--latent", type=int, default=25)
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (the same numbers on a GPU machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -81,8 +86,9 @@ def main():
         ("atac", atac, Xa, {"b": b3, "size": atac.size_covariate(Xa)}),
     ):
         n_par = sum(p.numel() for p in model.parameters())
+        model.to(args.device)
         for bs in (128, 16):
-            cps, sps = bench(model, X, cov, bs, args.steps)
+            cps, sps = bench(model, X, cov, bs, args.steps, device=args.device)
             print(f"{name:4s} params {n_par / 1e6:6.1f} M  batch {bs:3d}: {cps:8.1f} cells/s  "
                   f"{sps * 1000:8.1f} ms/step  peak RSS {peak_rss_mb():.0f} MB")
 

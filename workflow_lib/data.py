@@ -50,6 +50,8 @@ class SparseCellLoader:
             self.covariates[name] = arr
         self.device = torch.device(device)
         self.binarize = bool(binarize)
+        # CUDA: batches go through page-locked host memory, copied without blocking (overlaps compute)
+        self.pin = self.device.type == "cuda" and torch.cuda.is_available()
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -72,14 +74,16 @@ class SparseCellLoader:
             xb = self.X[idx].toarray()
             if self.binarize:
                 xb = (xb > 0).astype(np.float32)
-            batch = {
-                "x": torch.from_numpy(xb).to(self.device),
-                "idx": torch.from_numpy(idx).to(self.device),
-            }
+            batch = {"x": self._to(torch.from_numpy(xb)), "idx": self._to(torch.from_numpy(idx))}
             for name, arr in self.covariates.items():
                 v = arr[idx]
                 t = torch.from_numpy(np.ascontiguousarray(v))
                 if t.is_floating_point():
                     t = t.float()
-                batch[name] = t.to(self.device)
+                batch[name] = self._to(t)
             yield batch
+
+    def _to(self, t: torch.Tensor) -> torch.Tensor:
+        if self.pin:
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
