@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-GEO_FIXTURES = REPO / "tests" / "fixtures" / "snareseq_geo"  # copies of the real GEO files (see its README)
+GEO_FIXTURES = REPO / "tests" / "data" / "snareseq_geo"  # copies of the real GEO files (see its README)
 
 
 @pytest.fixture(scope="session")

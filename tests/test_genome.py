@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from workflow_lib import genome, io
 from workflow_lib.fileutils import InputFormatError
 
-CHAIN = Path(__file__).parent / "fixtures" / "tiny.over.chain"
+CHAIN = Path(__file__).parent / "data" / "tiny.over.chain"
 
 
 def peaks(rows):
