@@ -396,7 +396,7 @@ def test_table3_report(tmp_path):
 
 def test_figures_with_seeds_add_mean_and_ci(tmp_path, tables):
     """Runs of further seeds (polarbear~s1, ...) leave the drawn points the first seed's and add
-    the seed mean [t 95% CI] to Figs 3/4/5 panel titles and Figs 6/7 legends."""
+    the seed mean [t 95% CI] to Figs 3/4/5 panel titles and Figs 5G/6/7 legends."""
     import matplotlib.pyplot as plt
     seeded = dict(tables)
     runs = all_runs()
@@ -433,6 +433,14 @@ def test_figures_with_seeds_add_mean_and_ci(tmp_path, tables):
     peaks_tables = [seeded[r]["peaks"] for r in ("babel", "babel~s1", "babel~s2")]
     mean, (lo, hi) = expect("auroc", "paper_set", peaks_tables)
     assert f5.results[2]["seed_ci"]["babel"][1:] == pytest.approx((mean, lo, hi))   # panel C: AUROC
+    # panel G: the seed mean [95% CI] of each method's DE AUPR in its legend entry
+    auprs = [plots.pr_curve(seeded[r]["de"])["aupr"] for r in ("polarbear", "polarbear~s1", "polarbear~s2")]
+    ci_g = f5.pr["polarbear"]["seed_ci"]
+    assert ci_g[0] == 3 and ci_g[1] == pytest.approx(np.mean(auprs))
+    assert ci_g[2:] == pytest.approx(stats.t.interval(0.95, 2, loc=np.mean(auprs), scale=stats.sem(auprs)))
+    legend = [t.get_text() for t in f5.axes[-1].get_legend().get_texts()]
+    assert any(t.startswith("Polarbear (AUPR") and "3 seeds" in t for t in legend), legend
+    assert "seed_ci" not in plots.build_figure(5, one).pr["polarbear"]
     f4 = plots.build_figure(4, paths)
     markers = [seeded[r]["markers"] for r in ("polarbear", "polarbear~s1", "polarbear~s2")]
     mean, (lo, hi) = expect("auroc_pred", "paper_set", markers)

@@ -516,15 +516,29 @@ def fig5(genes: Mapping[str, pd.DataFrame], peaks: Mapping[str, pd.DataFrame],
     axes = [[fig.add_subplot(gs[i, j]) for j in range(3)] for i in range(nrow)]
     fig.results = scatter_grid(fig, axes, genes, peaks, reference, comparators, definition, seed_runs)
     axg = fig.add_subplot(gs[:, 3])
-    fig.pr = pr_panel(axg, de, definition)
+    fig.pr = pr_panel(axg, de, definition, (seed_runs or {}).get("de"))
     fig.definition = definition
     _panel_letter(axg, PANEL_LETTERS[3 * nrow])
     _suptitle(fig, "Fig. 5  Cross-modality prediction, unseen cell type" + _defn_note(definition))
     return fig
 
 
-def pr_panel(ax, de: Mapping[str, pd.DataFrame], definition: str = DEFAULT_DEFINITION) -> dict:
-    """Precision-recall curves of predicted DE genes vs true DE genes, one per method."""
+def aupr_seed_ci(tables: Sequence[pd.DataFrame | None], definition: str = DEFAULT_DEFINITION):
+    """(n_seeds, mean, lo, hi) of the DE AUPR over the runs of one method (one table per training
+    seed), or None with fewer than two runs that have a precision-recall curve."""
+    auprs = []
+    for t in tables:
+        res = pr_curve(t, definition) if t is not None else None
+        auprs.append(res["aupr"] if res is not None else np.nan)
+    n, m, lo, hi = (x[0] for x in mean_ci95(np.asarray(auprs)[None, :], axis=1))
+    return (int(n), float(m), float(lo), float(hi)) if n > 1 else None
+
+
+def pr_panel(ax, de: Mapping[str, pd.DataFrame], definition: str = DEFAULT_DEFINITION,
+             seed_runs: Mapping[str, Sequence[pd.DataFrame]] | None = None) -> dict:
+    """Precision-recall curves of predicted DE genes vs true DE genes, one per method (the first
+    training seed's runs). ``seed_runs`` (method -> DE tables of every seed) adds the seed mean
+    [95% CI] of each method's AUPR to its legend entry."""
     out = {}
     notes = []
     base = None
@@ -544,9 +558,13 @@ def pr_panel(ax, de: Mapping[str, pd.DataFrame], definition: str = DEFAULT_DEFIN
             continue
         out[m] = res
         base = res["n_pos"] / res["n"]
+        ci = aupr_seed_ci(seed_runs[m], definition) if seed_runs and m in seed_runs else None
+        if ci is not None:
+            res["seed_ci"] = ci
         ax.step(res["recall"], res["precision"], where="post", lw=1.6,
                 color=method_color(m, methods),
-                label=f"{method_label(m)} (AUPR {res['aupr']:.3f})")
+                label=f"{method_label(m)} (AUPR {res['aupr']:.3f}"
+                      + (f"; seeds {format_seed_ci(ci)})" if ci else ")"))
     ax.set_xlabel("recall", fontsize=9)
     ax.set_ylabel("precision", fontsize=9)
     ax.set_title("true DE genes of the unseen cell type,\nranked by predicted DE p-value\n"
@@ -727,7 +745,7 @@ def build_figure(number: int, paths: Iterable, comparators: Sequence[str] = COMP
     if number in (3, 5):
         scen = "random" if number == 3 else "unseen"
         seed_runs = {}
-        for t in ("genes", "peaks"):
+        for t in ("genes", "peaks") + (("de",) if number == 5 else ()):
             got = _seed_tables(idx_all, t, lambda v, s, m: m if (v, s) == ("full", scen) else None)
             if got:
                 seed_runs[t] = got
