@@ -14,12 +14,7 @@ if AUTHORS:
             splits=f"{R}/splits/splits.tsv",
             **AUTHORS_DE_TABLES,
         params:
-            seed=SPLIT_SETTINGS["seed"],
-            fracs=SPLIT_SETTINGS["random_fracs"],
-            resolution=SPLIT_SETTINGS["leiden_resolution"],
-            unseen_rule=SPLIT_SETTINGS["unseen_rule"],
-            n_pcs=SPLIT_SETTINGS["n_pcs"],
-            n_neighbors=SPLIT_SETTINGS["n_neighbors"],
+            **SPLIT_PARAMS,
         log:
             log_path("processed_authors", "processed_authors"),
         benchmark:
@@ -40,12 +35,7 @@ else:
         output:
             f"{R}/splits/splits.tsv",
         params:
-            seed=SPLIT_SETTINGS["seed"],
-            fracs=SPLIT_SETTINGS["random_fracs"],
-            resolution=SPLIT_SETTINGS["leiden_resolution"],
-            unseen_rule=SPLIT_SETTINGS["unseen_rule"],
-            n_pcs=SPLIT_SETTINGS["n_pcs"],
-            n_neighbors=SPLIT_SETTINGS["n_neighbors"],
+            **SPLIT_PARAMS,
         log:
             log_path("splits", "splits"),
         benchmark:

@@ -129,6 +129,10 @@ def babel_grid():
 
 
 SPLIT_SETTINGS = config["splits"]
+# params of the rules that build the splits (splits; processed_authors)
+SPLIT_PARAMS = dict(seed=SPLIT_SETTINGS["seed"], fracs=SPLIT_SETTINGS["random_fracs"],
+                    resolution=SPLIT_SETTINGS["leiden_resolution"], unseen_rule=SPLIT_SETTINGS["unseen_rule"],
+                    n_pcs=SPLIT_SETTINGS["n_pcs"], n_neighbors=SPLIT_SETTINGS["n_neighbors"])
 PB_SETTINGS = polarbear_settings(config["polarbear"])
 BABEL_SETTINGS = babel_settings(config["babel"])  # babel.architecture picks the model (and babel.compact)
 
@@ -224,6 +228,10 @@ def pb_method(wildcards):
 
 def pb_seed(wildcards):
     return run_seed(wildcards.method)
+
+
+# params of the rules that build a PolarbearModel from a trained run (predict_polarbear, export_model)
+PB_MODEL_PARAMS = dict(model_dir=pb_run_dir, method=pb_method, ridge_alphas=config["polarbear"]["ridge_alphas"])
 
 
 def pretrain_vae_inputs(wildcards):

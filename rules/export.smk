@@ -15,9 +15,7 @@ rule export_model:
     output:
         directory(f"{PB_DIR}/export"),
     params:
-        model_dir=pb_run_dir,
-        method=pb_method,
-        ridge_alphas=config["polarbear"]["ridge_alphas"],
+        **PB_MODEL_PARAMS,
     wildcard_constraints:
         method=PB_RUN_REGEX,
     log:

@@ -98,9 +98,7 @@ rule predict_polarbear:
     output:
         predictions("{variant}", "{scenario}", "{method}"),
     params:
-        model_dir=pb_run_dir,
-        method=pb_method,
-        ridge_alphas=config["polarbear"]["ridge_alphas"],
+        **PB_MODEL_PARAMS,
     wildcard_constraints:
         method=PB_RUN_REGEX,
     log:
