@@ -1,7 +1,7 @@
 # Stage "figures": Figures 3-7 (PDF + PNG) of the paper and Table 3 as an HTML report item.
 # Inputs are the evaluation tables {R}/eval/{variant}/{scenario}/{method}/*.tsv of the runs that
 # method_runs() yields; a method or variant dropped from config simply disappears from the
-# figure (the panel says so). All logic: workflow_lib/plots.py.
+# figure (the panel says so). All logic: workflow_lib/figures.py.
 
 rule figure:
     input:

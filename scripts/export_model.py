@@ -1,6 +1,6 @@
 """Rule export_model: selected Polarbear grid point -> portable model directory (polarbear CLI)."""
 from workflow_lib.fileutils import get_logger
-from workflow_lib.model_dir import export_polarbear
+from workflow_lib.export import export_polarbear
 
 sm = snakemake  # noqa: F821
 single = list(sm.input.single) or [None, None]

@@ -1,5 +1,5 @@
-"""Rule figure: Fig. {fig} (PDF + PNG) from the evaluation tables; logic in workflow_lib.plots."""
-from workflow_lib.plots import run_figure
+"""Rule figure: Fig. {fig} (PDF + PNG) from the evaluation tables; logic in workflow_lib.figures."""
+from workflow_lib.figures import run_figure
 
 sm = snakemake  # noqa: F821
 run_figure(int(sm.wildcards.fig), sm.input, sm.output.pdf, sm.output.png, log_path=sm.log[0],

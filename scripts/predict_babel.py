@@ -1,5 +1,5 @@
 """Predict the test cells with the selected BABEL models (rule predict_babel)."""
-from workflow_lib.babel_stage import predict_babel
+from workflow_lib.babel import predict_babel
 
 sm = snakemake  # noqa: F821
 predict_babel(

@@ -1,5 +1,5 @@
 """Train BABEL at one grid point (rule train_babel)."""
-from workflow_lib.babel_stage import train_babel_point
+from workflow_lib.babel import train_babel_point
 
 sm = snakemake  # noqa: F821
 train_babel_point(

@@ -125,7 +125,7 @@ def test_demo_overlay_of_the_splits_block(repo, default_config):
     assert (spl["unseen_rule"], spl["leiden_resolution"]) == ("babel", 1.5)
     demo = source_config(default_config)["splits"]
     assert (demo["unseen_rule"], demo["leiden_resolution"]) == ("largest_test", 1.0)
-    assert "SPLIT_SETTINGS" in (repo / "rules" / "cells.smk").read_text()
+    assert "**SPLIT_PARAMS" in (repo / "rules" / "cells.smk").read_text()
 
 
 @pytest.fixture(scope="module")

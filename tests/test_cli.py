@@ -365,7 +365,7 @@ def test_cli_on_demo_outputs_reproduces_workflow_predictions(demo_workdir, tmp_p
     """On the demo run: the exported model (export rule, else exported here) translates the test
     cells exactly like the workflow's predict_polarbear, and align reproduces its latent FOSCTTM."""
     from workflow_lib.metrics import foscttm
-    from workflow_lib.model_dir import export_polarbear
+    from workflow_lib.export import export_polarbear
 
     res = demo_workdir / "results"
     run = res / "models" / "full" / "random" / "polarbear"

@@ -430,7 +430,7 @@ def train_model(coassay_rna, coassay_atac, out_dir, *, single_rna=None, single_a
     ``results/models/.../grid/<point>/`` (resumable: finished files are reused).
     """
     from . import polarbear as pb
-    from .model_dir import export_polarbear
+    from .export import export_polarbear
 
     log = logger or get_logger()
     cfg = _load_train_config(config)

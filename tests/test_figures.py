@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score
 
-from workflow_lib import plots
+from workflow_lib import figures as plots
 from workflow_lib.fileutils import InputFormatError
 
 METHODS = ["polarbear", "polarbear_coassay", "babel", "knn", "ridge"]

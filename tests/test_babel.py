@@ -11,7 +11,7 @@ import torch
 from synthetic_coassay import make_coassay, write_coassay
 from workflow_lib.predictions import PREDICTION_NAMES
 from workflow_lib.babel_settings import babel_settings
-from workflow_lib.babel_stage import (TASKS, PairedLoader, predict_babel, select_babel,
+from workflow_lib.babel import (TASKS, PairedLoader, predict_babel, select_babel,
                                       train_babel_point)
 from workflow_lib.fileutils import InputFormatError
 from workflow_lib.models.babel import BabelAuthorsModel, BabelModel, ChromPReLU, TrainedBabel, rna_input_stats
