@@ -1,4 +1,4 @@
-"""The minimal .xlsx reader (workflow_lib.xlsx)."""
+"""The minimal .xlsx reader and writer (workflow_lib.xlsx)."""
 
 import zipfile
 
@@ -6,7 +6,7 @@ import pytest
 
 from workflow_lib import authors as A
 from workflow_lib.fileutils import InputFormatError
-from workflow_lib.xlsx import read_sheet
+from workflow_lib.xlsx import read_sheet, sheet_names, write_xlsx
 
 
 def test_xlsx_with_shared_strings(tmp_path):
@@ -37,3 +37,19 @@ def test_xlsx_with_shared_strings(tmp_path):
     (tmp_path / "bad.xlsx").write_bytes(b"not a zip")
     with pytest.raises(InputFormatError, match=r"bad\.xlsx: not an \.xlsx workbook"):
         read_sheet(tmp_path / "bad.xlsx", "x")
+
+
+def test_write_xlsx_round_trip(tmp_path):
+    """Inline strings (escaped), numbers as their text, gaps as None, columns past Z, two sheets."""
+    row = ["Gene", 0.5, None, 'a<b & "c"'] + [None] * 22 + ["AA"]
+    p = tmp_path / "out.xlsx"
+    write_xlsx(p, {"First": [row, [], [7]], "Second & more": [["x"]]})
+    assert sheet_names(p) == ["First", "Second & more"]
+    got = read_sheet(p, "First")
+    assert got[0] == ["Gene", "0.5", None, 'a<b & "c"'] + [None] * 22 + ["AA"]
+    assert got[1:] == [[], ["7"]]
+    assert read_sheet(p, "Second & more") == [["x"]]
+    with zipfile.ZipFile(p) as z:
+        assert "xl/sharedStrings.xml" not in z.namelist()
+    with pytest.raises(InputFormatError, match=r"missing\.xlsx: file not found"):
+        read_sheet(tmp_path / "missing.xlsx", "First")
