@@ -1,12 +1,22 @@
-"""Shared pytest fixtures: repository paths and the validated default config."""
+"""Shared pytest fixtures and helpers: repository paths, the validated default config, the demo
+run of the end-to-end tests, and small data / trained models used by more than one test module.
+
+Helpers that need more code live in their own modules next to this file (synthetic_coassay.py,
+polarbear_toy.py, snap_files.py, toy_counts.py, local_http.py).
+"""
 
 from pathlib import Path
 
+import anndata as ad
+import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 GEO_FIXTURES = REPO / "tests" / "data" / "snareseq_geo"  # copies of the real GEO files (see its README)
+CHAIN = REPO / "tests" / "data" / "tiny.over.chain"     # a hand-made liftover chain (test_genome, test_features)
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +69,75 @@ def demo_workdir(tmp_path_factory) -> Path:
     work = copy_repo(tmp_path_factory.mktemp("demo") / "workflow")
     run_snakemake(work, "--cores", "2")
     return work
+
+
+# ----------------------------------------------------------------------------- small shared data
+
+
+def peak_table(rows):
+    """Peaks (chrom, start, end) as a data frame indexed by their ``chrom:start-end`` names."""
+    from workflow_lib import genome
+
+    df = pd.DataFrame(rows, columns=["chrom", "start", "end"])
+    df.index = genome.peak_names(df)
+    return df
+
+
+@pytest.fixture(scope="session")
+def clustered():
+    """300 cells of 4 simulated types (120/80/60/40 cells) x 100 genes: (AnnData, type per cell).
+    Used by the Leiden split (test_splits) and attach_splits (test_cells) tests."""
+    rng = np.random.default_rng(0)
+    t = np.repeat(np.arange(4), [120, 80, 60, 40])
+    mu = rng.gamma(1, 2, (4, 100))
+    X = rng.poisson(mu[t] * 3).astype(np.float32)
+    obs = pd.DataFrame({"cell_type": [f"T{k}" for k in t]}, index=[f"bc{i}" for i in range(len(t))])
+    return ad.AnnData(X=sp.csr_matrix(X), obs=obs), t
+
+
+# ----------------------------------------------------------------------------- small trained models
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models: one thread is fastest (and avoids oversubscription on a 2-core CI runner).
+    Modules use it for every test with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+BABEL_FIT = {"batch_size": 32, "learning_rate": 0.003, "max_epochs": 6, "patience": 3}
+
+
+@pytest.fixture(scope="session")
+def babel_trained(tmp_path_factory):
+    """Two BABEL grid points trained by the stage function on the synthetic co-assay:
+    ``(tmp, rna path, atac path, grid dir, config.json paths)``. Used by test_babel (stage) and
+    models/test_babel (TrainedBabel)."""
+    from synthetic_coassay import write_coassay
+    from workflow_lib.babel import train_babel_point
+
+    tmp = tmp_path_factory.mktemp("babel")
+    rp, ap, truth = write_coassay(tmp, seed=4)
+    grid = tmp / "grid"
+    cfgs = []
+    for lat, w in [(4, 1.33), (6, 0.2)]:
+        pt = f"latent{lat}_weight{w:g}"
+        train_babel_point(rp, ap, "random", pt, lat, w, BABEL_FIT, grid / pt / "model.pt", grid / pt / "config.json",
+                          seed=0)
+        cfgs.append(grid / pt / "config.json")
+    return tmp, rp, ap, grid, cfgs
+
+
+@pytest.fixture(scope="session")
+def cli_model(tmp_path_factory) -> dict:
+    """One Polarbear model trained through ``polarbear train`` on the toy data set of
+    polarbear_toy.py (see :func:`polarbear_toy.train_toy_model` for the keys). Used by test_cli
+    and test_export."""
+    from polarbear_toy import train_toy_model
+
+    return train_toy_model(tmp_path_factory.mktemp("cli"))

@@ -4,7 +4,6 @@ sets; clear errors for wrong shapes, barcode counts and missing files; the proce
 by Snakemake from file:// URLs."""
 
 import shutil
-import zipfile
 
 import anndata as ad
 import numpy as np
@@ -19,7 +18,6 @@ from workflow_lib.fileutils import InputFormatError, get_logger
 from workflow_lib.cells import validate_processed
 from workflow_lib.simulate import simulate_authors
 from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES
-from workflow_lib.xlsx import read_sheet
 
 KINDS = ("coassay_rna", "coassay_atac", "single_rna", "single_atac")
 KEYS = {**AUTHORS_FILES, **AUTHORS_BABEL, **AUTHORS_DE}   # input name -> download key
@@ -175,36 +173,6 @@ def test_babel_barcode_not_in_coassay(tmp_path):
     lists = {f"babel_{n}": tmp_path / f"{n}.txt" for n in ("train", "valid", "test")}
     with pytest.raises(InputFormatError, match=r"test\.txt, line 1: barcode 'Z' is not a co-assay cell"):
         A.babel_split(pd.Index(["A", "B", "C", "D"]), lists, get_logger(None))
-
-
-def test_xlsx_with_shared_strings(tmp_path):
-    """The layout Excel writes (shared-string table, rich-text runs, a header on row 4)."""
-    ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-    parts = {
-        "xl/workbook.xml": f'<workbook xmlns="{ns}" xmlns:r="{rel}"><sheets><sheet name="Adult_cerebral_cortex" '
-                           f'sheetId="1" r:id="rId7"/></sheets></workbook>',
-        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-                                      f'<Relationship Id="rId7" Type="{rel}/worksheet" Target="/xl/worksheets/s.xml"/></Relationships>',
-        "xl/sharedStrings.xml": f'<sst xmlns="{ns}"><si><t>Gene</t></si><si><t>Cluster</t></si><si><r><t>Ra</t></r>'
-                                f'<r><t>sgrf2</t></r></si><si><t>Ex-L2/3-Rasgrf2</t></si><si><t>Title</t></si></sst>',
-        "xl/worksheets/s.xml": f'<worksheet xmlns="{ns}"><sheetData><row r="1"><c r="A1" t="s"><v>4</v></c></row>'
-                               '<row r="4"><c r="A4" t="s"><v>0</v></c><c r="C4" t="s"><v>1</v></c></row>'
-                               '<row r="5"><c r="A5" t="s"><v>2</v></c><c r="B5"><v>0.5</v></c><c r="C5" t="s"><v>3</v></c></row>'
-                               '</sheetData></worksheet>',
-    }
-    p = tmp_path / "sup_tab1.xlsx"
-    with zipfile.ZipFile(p, "w") as z:
-        for k, v in parts.items():
-            z.writestr(k, v)
-    assert read_sheet(p, "Adult_cerebral_cortex")[4] == ["Rasgrf2", "0.5", "Ex-L2/3-Rasgrf2"]
-    de = A.read_de_genes(p)
-    assert de.to_dict("records") == [{"gene": "Rasgrf2", "cluster": "Ex-L2/3-Rasgrf2", "ident": "E2Rasgrf2"}]
-    with pytest.raises(InputFormatError, match="no sheet 'Other'"):
-        read_sheet(p, "Other")
-    (tmp_path / "bad.xlsx").write_bytes(b"not a zip")
-    with pytest.raises(InputFormatError, match=r"bad\.xlsx: not an \.xlsx workbook"):
-        read_sheet(tmp_path / "bad.xlsx", "x")
 
 
 # --- the processed stage through Snakemake, downloads from file:// URLs --------------------------

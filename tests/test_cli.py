@@ -1,7 +1,9 @@
 """The `polarbear` console entry point: train -> model directory -> info / translate / align.
 
-A tiny, learnable co-assay data set (cell types drive both modalities) is written in the processed-
-data contract; one model is trained once per module through ``main(["train", ...])`` and reused.
+One model is trained once per session through ``main(["train", ...])`` on the tiny, learnable
+co-assay data set of tests/polarbear_toy.py (fixture ``cli_model`` of tests/conftest.py) and reused.
+The model directory's contents are tested in tests/test_export.py, feature matching in
+tests/test_model_dir.py.
 """
 
 from __future__ import annotations
@@ -17,99 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
 
+from polarbear_toy import CHROMS, N_GENES
 from workflow_lib import cli
-from workflow_lib.model_dir import load_model_dir, match_features, normalise_peak_name
 from workflow_lib.models.polarbear import PolarbearModel
 from workflow_lib.predictions import PREDICTION_NAMES
-from workflow_lib.splits import random_split
-
-N_CO, N_SINGLE, N_GENES, N_TYPES = 400, 300, 100, 4
-CHROMS = {"chr1": 120, "chr2": 100, "chr10": 80}  # natural order: chr1, chr2, chr10
-
-
-def _toy(seed: int = 0):
-    """Co-assay + single-assay RNA/ATAC AnnData in the processed-data contract."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 2.0, (N_TYPES, 3))
-    W = rng.normal(0, 1.0, (3, N_GENES))
-    n_peaks = sum(CHROMS.values())
-    V = rng.normal(0, 2.0, (3, n_peaks))
-
-    def cells(n, prefix):
-        t = rng.integers(0, N_TYPES, n)
-        z = centers[t] + rng.normal(0, 0.5, (n, 3))
-        rates = np.exp(z @ W)
-        rates /= rates.sum(1, keepdims=True)
-        lib = np.exp(rng.normal(np.log(1500), 0.3, n))
-        rna = rng.poisson(rates * lib[:, None]).astype(np.float32)
-        depth = np.exp(rng.normal(0, 0.3, n))[:, None]
-        p = 1 - (1 - 1 / (1 + np.exp(-(z @ V - 1.5)))) ** depth
-        atac = (rng.random((n, n_peaks)) < p).astype(np.float32)
-        names = [f"{prefix}{i:04d}" for i in range(n)]
-        return names, t, sp.csr_matrix(rna), sp.csr_matrix(atac)
-
-    genes = pd.DataFrame({"gene_name": [f"Gene{i}" for i in range(N_GENES)], "chrom": "chr1"},
-                         index=[f"Gene{i}" for i in range(N_GENES)])
-    rows = []
-    for c, k in CHROMS.items():
-        starts = 1000 + 500 * np.arange(k)
-        rows += [(c, s, s + 300) for s in starts]
-    peaks = pd.DataFrame(rows, columns=["chrom", "start", "end"])
-    peaks.index = [f"{c}:{s}-{e}" for c, s, e in rows]
-
-    names, t, rna, atac = cells(N_CO, "co")
-    split = random_split(N_CO, (0.6, 0.2, 0.2), seed=1)
-
-    def obs(batch, cats, extra=True):
-        o = pd.DataFrame(index=names if extra else None)
-        o["batch"] = pd.Categorical([batch] * len(o), categories=cats)
-        o["dataset"] = batch
-        return o
-
-    o = pd.DataFrame(index=names)
-    o["cell_type"] = [f"T{x}" for x in t]
-    o["split_random"] = pd.Categorical(split, categories=["train", "val", "test"])
-    o_rna, o_atac = o.copy(), o.copy()
-    o_rna["batch"] = pd.Categorical(["snare"] * N_CO, categories=["snare", "zeisel"])
-    o_atac["batch"] = pd.Categorical(["snare"] * N_CO, categories=["snare", "li", "fang"])
-    o_rna["dataset"] = o_atac["dataset"] = "snare"
-    co_rna = ad.AnnData(rna, obs=o_rna, var=genes.copy())
-    co_atac = ad.AnnData(atac, obs=o_atac, var=peaks.copy())
-    sn, _, s_rna, _ = cells(N_SINGLE, "srna")
-    sa, _, _, s_atac = cells(N_SINGLE, "satac")
-    so_rna = pd.DataFrame({"batch": pd.Categorical(["zeisel"] * N_SINGLE, categories=["snare", "zeisel"]),
-                           "dataset": "zeisel"}, index=sn)
-    so_atac = pd.DataFrame({"batch": pd.Categorical(["li"] * N_SINGLE, categories=["snare", "li", "fang"]),
-                            "dataset": "li"}, index=sa)
-    return (co_rna, co_atac, ad.AnnData(s_rna, obs=so_rna, var=genes.copy()),
-            ad.AnnData(s_atac, obs=so_atac, var=peaks.copy()))
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cli")
-    co_rna, co_atac, s_rna, s_atac = _toy()
-    files = {}
-    for name, a in (("coassay_rna", co_rna), ("coassay_atac", co_atac), ("single_rna", s_rna),
-                    ("single_atac", s_atac)):
-        files[name] = d / f"{name}.h5ad"
-        a.write_h5ad(files[name])
-    model = d / "model"
-    # a workflow-style config: faster learning for the tiny data set, whose cells have ~20 open
-    # peaks (the authors' fixed depth reference of 1000 open peaks would cap p at 0.02)
-    cfg = d / "config.yaml"
-    cfg.write_text("polarbear:\n  vae: {batch_size: 32, rna: {learning_rate: 0.003, kl_warmup_epochs: 0},\n"
-                   "        atac: {learning_rate: 0.003, kl_warmup_epochs: 0}, atac_depth_ref: mean}\n"
-                   "  translator: {learning_rate: 0.01, batch_size: 64}\n")
-    rc = cli.main(["-q", "train", "--config", str(cfg), "--coassay-rna", str(files["coassay_rna"]), "--coassay-atac",
-                   str(files["coassay_atac"]), "--single-rna", str(files["single_rna"]), "--single-atac",
-                   str(files["single_atac"]), "--out", str(model), "--latent", "10", "--beta", "0.1", "0.5",
-                   "--vae-max-epochs", "30", "--translator-max-epochs", "25"])
-    assert rc == 0
-    test = co_rna.obs["split_random"].astype(str).to_numpy() == "test"
-    return {"dir": d, "model": model, "files": files, "co_rna": co_rna, "co_atac": co_atac, "test": test}
 
 
 def _write(a, path):
@@ -117,91 +31,61 @@ def _write(a, path):
     return str(path)
 
 
-def test_model_dir_is_tensor_only_and_self_describing(trained):
-    model = trained["model"]
-    card = json.loads((model / "model.json").read_text())
-    assert card["format"] == "polarbear-model-dir"
-    pts = sorted(model.glob("*.pt"))
-    assert {p.name for p in pts} == {"vae_rna.pt", "vae_atac.pt", "translator_rna_to_atac.pt",
-                                      "translator_atac_to_rna.pt", "depth_regressor.pt"}
-    for p in pts:
-        state = torch.load(p, weights_only=True)
-        assert state and all(isinstance(v, torch.Tensor) for v in state.values()), p
-    assert set(torch.load(model / "depth_regressor.pt", weights_only=True)) >= {"coef", "intercept", "mean", "scale"}
-    assert card["features"]["rna"]["names"] == list(trained["co_rna"].var_names)
-    assert card["features"]["atac"]["names"] == list(trained["co_atac"].var_names)
-    assert (model / "features_atac.txt").read_text().split() == list(trained["co_atac"].var_names)
-    assert card["batch_categories"] == {"rna": ["snare", "zeisel"], "atac": ["snare", "li", "fang"]}
-    assert card["training"]["method"] == "polarbear"
-    assert card["training"]["single_rna_cells_per_dataset"] == {"zeisel": N_SINGLE}
-    assert set(card["selection"]["all"]) == {"latent10_beta0.1", "latent10_beta0.5"}
-    assert card["point"] == card["selection"]["point"]
-    # the directory is self-contained: a copy elsewhere loads, and a tampered file is detected
-    copy = trained["dir"] / "copied_model"
-    shutil.copytree(model, copy)
-    m = load_model_dir(copy)
-    assert m.modules["vae_rna"].latent == 10 and not m.modules["vae_atac"].training
-    with open(copy / "translator_rna_to_atac.pt", "ab") as fh:
-        fh.write(b"x")
-    with pytest.raises(ValueError, match="checksum"):
-        load_model_dir(copy)
-
-
-def test_info_prints_features_hyperparameters_and_scores(trained, capsys):
-    assert cli.main(["info", "--model", str(trained["model"])]) == 0
+def test_info_prints_features_hyperparameters_and_scores(cli_model, capsys):
+    assert cli.main(["info", "--model", str(cli_model["model"])]) == 0
     out = capsys.readouterr().out
     assert f"RNA features: {N_GENES}" in out and "Gene0, Gene1" in out
     assert f"ATAC features: {sum(CHROMS.values())}" in out and "chr1:1000-1300" in out
     assert "latent=10" in out and "beta=" in out
     assert "validation scores" in out and "rna_to_atac=" in out
     assert "latent10_beta0.1" in out and "latent10_beta0.5" in out
-    assert cli.main(["info", "--model", str(trained["model"]), "--json"]) == 0
+    assert cli.main(["info", "--model", str(cli_model["model"]), "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["hyperparameters"]["latent"] == 10 and "names" not in card["features"]["rna"]
 
 
-def test_translate_both_directions_named_features_and_shapes(trained, tmp_path):
-    test = trained["test"]
-    rna_in = _write(trained["co_rna"][test].copy(), tmp_path / "rna.h5ad")
-    atac_in = _write(trained["co_atac"][test].copy(), tmp_path / "atac.h5ad")
+def test_translate_both_directions_named_features_and_shapes(cli_model, tmp_path):
+    test = cli_model["test"]
+    rna_in = _write(cli_model["co_rna"][test].copy(), tmp_path / "rna.h5ad")
+    atac_in = _write(cli_model["co_atac"][test].copy(), tmp_path / "atac.h5ad")
     n = int(test.sum())
-    assert cli.main(["-q", "translate", "--model", str(trained["model"]), "--input", rna_in,
+    assert cli.main(["-q", "translate", "--model", str(cli_model["model"]), "--input", rna_in,
                      "--output", str(tmp_path / "pred_atac.h5ad")]) == 0
     r2a = ad.read_h5ad(tmp_path / "pred_atac.h5ad")
     assert r2a.uns["direction"] == "rna-to-atac"  # detected from feature names
     assert r2a.shape == (n, sum(CHROMS.values()))
-    assert list(r2a.var_names) == list(trained["co_atac"].var_names)
+    assert list(r2a.var_names) == list(cli_model["co_atac"].var_names)
     assert list(r2a.var["chrom"].unique()) == list(CHROMS)
-    assert list(r2a.obs_names) == list(trained["co_rna"].obs_names[test])
+    assert list(r2a.obs_names) == list(cli_model["co_rna"].obs_names[test])
     assert r2a.X.min() >= 0 and r2a.X.max() <= 1 and r2a.layers["norm"].shape == r2a.shape
-    assert cli.main(["-q", "translate", "--model", str(trained["model"]), "--input", atac_in,
+    assert cli.main(["-q", "translate", "--model", str(cli_model["model"]), "--input", atac_in,
                      "--output", str(tmp_path / "pred_rna.h5ad"), "--direction", "atac-to-rna"]) == 0
     a2r = ad.read_h5ad(tmp_path / "pred_rna.h5ad")
-    assert a2r.shape == (n, N_GENES) and list(a2r.var_names) == list(trained["co_rna"].var_names)
+    assert a2r.shape == (n, N_GENES) and list(a2r.var_names) == list(cli_model["co_rna"].var_names)
     np.testing.assert_allclose(a2r.X.sum(1), 1.0, atol=1e-4)
     # the translation carries cell-level signal: per-peak AUROC above chance, per-gene Pearson > 0
     from workflow_lib.metrics import auroc_columns, pearson_columns
 
-    auroc = np.nanmean(auroc_columns(trained["co_atac"][test].X.toarray(), r2a.X))
+    auroc = np.nanmean(auroc_columns(cli_model["co_atac"][test].X.toarray(), r2a.X))
     assert auroc > 0.6, auroc
-    counts = trained["co_rna"][test].X.toarray()
+    counts = cli_model["co_rna"][test].X.toarray()
     pear = np.nanmean(pearson_columns(np.log1p(1e4 * a2r.X), np.log1p(1e4 * counts / counts.sum(1, keepdims=True))))
     assert pear > 0.2, pear
 
 
-def test_translate_matches_workflow_predictions(trained, tmp_path):
+def test_translate_matches_workflow_predictions(cli_model, tmp_path):
     """The exported model reproduces polarbear.predict_polarbear on the same grid point."""
     from workflow_lib import polarbear as pb
 
-    f = trained["files"]
-    mdir = trained["model"].parent / "model.work" / "polarbear"
+    f = cli_model["files"]
+    mdir = cli_model["model"].parent / "model.work" / "polarbear"
     outs = [tmp_path / f"{k}.h5ad" for k in ("a2r", "r2a", "lat", "a2r_rest")]
     pb.predict_polarbear(mdir / "selected.json", mdir, f["coassay_rna"], f["coassay_atac"], "random",
                          "polarbear", cli.TRAIN_DEFAULTS["ridge_alphas"], dict(zip(PREDICTION_NAMES, outs)))
-    model = PolarbearModel.load(trained["model"])
-    test = trained["test"]
-    r2a = cli.translate_adata(model, trained["co_rna"][test].copy(), "rna-to-atac")
-    a2r = cli.translate_adata(model, trained["co_atac"][test].copy(), "atac-to-rna")
+    model = PolarbearModel.load(cli_model["model"])
+    test = cli_model["test"]
+    r2a = cli.translate_adata(model, cli_model["co_rna"][test].copy(), "rna-to-atac")
+    a2r = cli.translate_adata(model, cli_model["co_atac"][test].copy(), "atac-to-rna")
     ref_a2r, ref_r2a = ad.read_h5ad(outs[0]), ad.read_h5ad(outs[1])
     # one model object behind both; the workflow encodes all co-assay cells in blocks of 512 and the
     # CLI only the test cells, so float32 matrix products may differ in the last bits
@@ -212,12 +96,12 @@ def test_translate_matches_workflow_predictions(trained, tmp_path):
                                rtol=1e-5)
 
 
-def test_translate_to_file_in_chunks_equals_in_memory(trained, tmp_path, monkeypatch):
+def test_translate_to_file_in_chunks_equals_in_memory(cli_model, tmp_path, monkeypatch):
     """The CLI writes predictions block by block (chunk of 7 cells, uneven last block); the file
     reads back as a normal h5ad identical to translate_adata, and a failure mid-way leaves no file."""
-    model = PolarbearModel.load(trained["model"])
-    test = trained["test"]
-    rna = trained["co_rna"][test].copy()
+    model = PolarbearModel.load(cli_model["model"])
+    test = cli_model["test"]
+    rna = cli_model["co_rna"][test].copy()
     ref = cli.translate_adata(model, rna, "rna-to-atac")
     out = tmp_path / "chunked.h5ad"
     direction, shape = cli.translate_to_file(model, rna, out, "rna-to-atac", chunk_cells=7)
@@ -245,9 +129,9 @@ def test_translate_to_file_in_chunks_equals_in_memory(trained, tmp_path, monkeyp
     assert not bad.exists() and not list(tmp_path.glob("*crash*"))
 
 
-def test_missing_and_extra_features_fill_rule(trained, tmp_path, capsys):
-    test = trained["test"]
-    rna = trained["co_rna"][test].copy()
+def test_missing_and_extra_features_fill_rule(cli_model, tmp_path, capsys):
+    test = cli_model["test"]
+    rna = cli_model["co_rna"][test].copy()
     genes = list(rna.var_names)
     drop = genes[: N_GENES // 4]  # 25% missing
     keep = rna[:, genes[N_GENES // 4:]].copy()
@@ -256,7 +140,7 @@ def test_missing_and_extra_features_fill_rule(trained, tmp_path, capsys):
     partial = ad.concat([keep, extra], axis=1, merge="first")
     partial.obs = keep.obs.copy()
     path = _write(partial, tmp_path / "partial.h5ad")
-    assert cli.main(["translate", "--model", str(trained["model"]), "--input", path,
+    assert cli.main(["translate", "--model", str(cli_model["model"]), "--input", path,
                      "--output", str(tmp_path / "p.h5ad")]) == 0
     err = capsys.readouterr().err
     assert f"{N_GENES - len(drop)}/{N_GENES} model features found; {len(drop)} missing" in err
@@ -270,43 +154,28 @@ def test_missing_and_extra_features_fill_rule(trained, tmp_path, capsys):
     X = zeroed.X.toarray()
     X[:, : len(drop)] = 0
     zeroed.X = sp.csr_matrix(X)
-    ref = cli.translate_adata(PolarbearModel.load(trained["model"]), zeroed, "rna-to-atac")
+    ref = cli.translate_adata(PolarbearModel.load(cli_model["model"]), zeroed, "rna-to-atac")
     np.testing.assert_allclose(out.X, ref.X, rtol=1e-5, atol=1e-6)
     # too many missing -> refused with a clear message and exit status 2
     few = _write(rna[:, genes[: N_GENES // 5]].copy(), tmp_path / "few.h5ad")
-    assert cli.main(["translate", "--model", str(trained["model"]), "--input", few,
+    assert cli.main(["translate", "--model", str(cli_model["model"]), "--input", few,
                      "--output", str(tmp_path / "few_out.h5ad"), "--direction", "rna-to-atac"]) == 2
     err = capsys.readouterr().err
     assert "80.0%" in err and "refusing" in err and "--max-missing-frac" in err
     assert not (tmp_path / "few_out.h5ad").exists()
-    assert cli.main(["-q", "translate", "--model", str(trained["model"]), "--input", few, "--output",
+    assert cli.main(["-q", "translate", "--model", str(cli_model["model"]), "--input", few, "--output",
                      str(tmp_path / "few_out.h5ad"), "--direction", "rna-to-atac", "--max-missing-frac", "0.9"]) == 0
 
 
-def test_peak_names_are_normalised_and_duplicates_summed():
-    assert normalise_peak_name("chr1-100-200") == "chr1:100-200"
-    assert normalise_peak_name("chr10_5_60") == "chr10:5-60"
-    a = ad.AnnData(sp.csr_matrix(np.array([[1, 0, 2], [0, 3, 0]], np.float32)),
-                   var=pd.DataFrame(index=["chr1-100-200", "chr1:300-400", "chr1_100_200_dup"]))
-    a.var_names = ["chr1-100-200", "chr1:300-400", "chr1:100-200"]
-    fm = match_features(a, "atac", ["chr1:100-200", "chr1:300-400", "chr2:1-5"])
-    assert fm.X.toarray().tolist() == [[1, 0, 0], [0, 1, 0]]  # binarised, summed duplicates, zero fill
-    assert fm.missing == ["chr2:1-5"] and fm.n_duplicates == 2 and fm.n_extra == 0
-    rna = ad.AnnData(sp.csr_matrix(np.array([[1, 2]], np.float32)),
-                     var=pd.DataFrame({"gene_name": ["A", "B"]}, index=["ENSG1", "ENSG2"]))
-    fm = match_features(rna, "rna", ["B", "A"])
-    assert fm.source == "var['gene_name']" and fm.X.toarray().tolist() == [[2, 1]]
-
-
-def test_align_writes_pairs_and_foscttm_better_than_random(trained, tmp_path):
-    test = trained["test"]
-    rna = trained["co_rna"][test].copy()
-    atac = trained["co_atac"][test].copy()
+def test_align_writes_pairs_and_foscttm_better_than_random(cli_model, tmp_path):
+    test = cli_model["test"]
+    rna = cli_model["co_rna"][test].copy()
+    atac = cli_model["co_atac"][test].copy()
     perm = np.random.default_rng(0).permutation(atac.n_obs)
     atac = atac[perm].copy()  # truth is by cell name, not by row
     del atac.obs["batch"]     # missing batch column -> co-assay batch
     out = tmp_path / "pairs.tsv"
-    assert cli.main(["-q", "align", "--model", str(trained["model"]), "--rna", _write(rna, tmp_path / "r.h5ad"),
+    assert cli.main(["-q", "align", "--model", str(cli_model["model"]), "--rna", _write(rna, tmp_path / "r.h5ad"),
                      "--atac", _write(atac, tmp_path / "a.h5ad"), "--output", str(out)]) == 0
     pairs = pd.read_csv(out, sep="\t")
     n = rna.n_obs
@@ -323,28 +192,28 @@ def test_align_writes_pairs_and_foscttm_better_than_random(trained, tmp_path):
     other = atac.copy()
     other.obs_names = [f"x{i}" for i in range(other.n_obs)]
     out2 = tmp_path / "pairs2.tsv"
-    assert cli.main(["-q", "align", "--model", str(trained["model"]), "--rna", str(tmp_path / "r.h5ad"),
+    assert cli.main(["-q", "align", "--model", str(cli_model["model"]), "--rna", str(tmp_path / "r.h5ad"),
                      "--atac", _write(other, tmp_path / "o.h5ad"), "--output", str(out2)]) == 0
     assert "foscttm" not in pd.read_csv(out2, sep="\t").columns
     assert "foscttm_mean" not in json.loads((tmp_path / "pairs2.summary.json").read_text())
 
 
-def test_console_script_runs(trained):
+def test_console_script_runs(cli_model):
     exe = shutil.which("polarbear")
     if exe is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-e", str(Path(cli.__file__).parents[1])],
                        check=True, capture_output=True)
         exe = shutil.which("polarbear")
     assert exe, "polarbear console script not installed"
-    proc = subprocess.run([exe, "info", "--model", str(trained["model"])], capture_output=True, text=True)
+    proc = subprocess.run([exe, "info", "--model", str(cli_model["model"])], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "latent=10" in proc.stdout and f"RNA features: {N_GENES}" in proc.stdout
-    bad = subprocess.run([exe, "info", "--model", str(trained["dir"])], capture_output=True, text=True)
+    bad = subprocess.run([exe, "info", "--model", str(cli_model["dir"])], capture_output=True, text=True)
     assert bad.returncode == 2 and "no model.json" in bad.stderr
 
 
-def test_train_coassay_only_adds_random_split_when_missing(trained, tmp_path):
-    co_rna, co_atac = trained["co_rna"].copy(), trained["co_atac"].copy()
+def test_train_coassay_only_adds_random_split_when_missing(cli_model, tmp_path):
+    co_rna, co_atac = cli_model["co_rna"].copy(), cli_model["co_atac"].copy()
     for a in (co_rna, co_atac):
         del a.obs["split_random"]
     r, a = _write(co_rna, tmp_path / "r.h5ad"), _write(co_atac, tmp_path / "a.h5ad")

@@ -1,26 +1,16 @@
 """Liftover (tiny hand-made chain), overlap mapping, sparse ATAC/gene mapping, chromosome order."""
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from conftest import CHAIN, peak_table
 from workflow_lib import genome, io
 from workflow_lib.fileutils import InputFormatError
 
-CHAIN = Path(__file__).parent / "data" / "tiny.over.chain"
-
-
-def peaks(rows):
-    df = pd.DataFrame(rows, columns=["chrom", "start", "end"])
-    df.index = genome.peak_names(df)
-    return df
-
 
 def test_liftover_hand_checked():
-    q = peaks([
+    q = peak_table([
         ("chr1", 10, 20),    # block 1: +500 -> chr1:510-520
         ("chr1", 90, 160),   # spans the gap: 90 -> 590, last base 159 -> 709 -> chr1:590-710
         ("chr1", 110, 140),  # inside the unmapped gap -> fails
@@ -36,30 +26,12 @@ def test_liftover_hand_checked():
     assert list(out.index) == ["chr1:510-520", "chr1:590-710", "chr5:110-120", "chr7:100-110"]
 
 
-def test_chain_missing_a_chromosome_names_the_chain_and_writes_nothing(tmp_path):
-    from workflow_lib import features as features_stage
-
-    q = peaks([("chr1", 10, 20), ("chr3", 1, 10), ("chr3", 50, 60)])  # the chain has no chr3
-    with pytest.raises(InputFormatError, match=r"tiny\.over\.chain.*chr3 \(2 peaks\)"):
-        genome.liftover_peaks(q, CHAIN)
-    bed = tmp_path / "in.bed"
-    bed.write_text("chr1\t10\t20\nchr3\t1\t10\n")
-    out_bed, out_rep = tmp_path / "lifted.bed", tmp_path / "lift.json"
-    with pytest.raises(InputFormatError, match=r"tiny\.over\.chain"):
-        features_stage.lift_peaks(bed, out_bed, out_rep, chain=CHAIN, dataset="fang")
-    assert not out_bed.exists() and not out_rep.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bed"]
-    # a contig outside chr1..chr22/X/Y without a chain is only dropped (counted as unmapped)
-    out, rep = genome.liftover_peaks(peaks([("chr1", 10, 20), ("chrUn_random", 1, 10)]), CHAIN)
-    assert rep["n_unmapped"] == 1 and len(out) == 1
-
-
 def test_liftover_gz_chain_and_bad_chain(tmp_path):
     import gzip
 
     gz = tmp_path / "tiny.over.chain.gz"
     gz.write_bytes(gzip.compress(CHAIN.read_bytes()))
-    out, _ = genome.liftover_peaks(peaks([("chr1", 10, 20)]), gz)
+    out, _ = genome.liftover_peaks(peak_table([("chr1", 10, 20)]), gz)
     assert out[["start", "end"]].values.tolist() == [[510, 520]]
     bad = tmp_path / "bad.chain"
     bad.write_text("chain 1 chr1 10 + 0 5 chr1 10 + 0 5 1\nnot numbers\n")
@@ -68,8 +40,8 @@ def test_liftover_gz_chain_and_bad_chain(tmp_path):
 
 
 def test_overlap_edges():
-    ref = peaks([("chr1", 100, 200), ("chr1", 300, 400), ("chr2", 100, 200)])
-    q = peaks([
+    ref = peak_table([("chr1", 100, 200), ("chr1", 300, 400), ("chr2", 100, 200)])
+    q = peak_table([
         ("chr1", 50, 100),   # touches ref0 at 100 (0 bp overlap) -> no map
         ("chr1", 50, 101),   # 1 bp overlap with ref0 -> maps
         ("chr1", 199, 301),  # 1 bp with ref0 and 1 bp with ref1 -> maps to both
@@ -91,7 +63,7 @@ def test_real_peaks_map_onto_themselves(geo_fixtures):
     assert M.nnz == len(sub)
     np.testing.assert_array_equal(M.indices, np.arange(0, len(p), 8))
     # shifting every peak to start at its neighbour's end must map nothing new
-    touch = peaks(list(zip(sub["chrom"], sub["end"], sub["end"] + 1)))
+    touch = peak_table(list(zip(sub["chrom"], sub["end"], sub["end"] + 1)))
     M2 = genome.overlap_mapping(touch, sub)
     assert M2.nnz == 0
 
@@ -121,7 +93,7 @@ def test_gene_mapping_sums_duplicates():
 
 
 def test_chromosome_order_and_sort():
-    df = peaks([("chr10", 5, 9), ("chr2", 50, 60), ("chrX", 1, 2), ("chr2", 10, 20), ("chr1", 7, 8)])
+    df = peak_table([("chr10", 5, 9), ("chr2", 50, 60), ("chrX", 1, 2), ("chr2", 10, 20), ("chr1", 7, 8)])
     s = genome.sort_peaks(df)
     assert list(s.index) == ["chr1:7-8", "chr2:10-20", "chr2:50-60", "chr10:5-9", "chrX:1-2"]
     assert genome.is_autosome(["chr1", "chr19", "chrX", "chrY", "chrM", "chr1_random"]).tolist() == [

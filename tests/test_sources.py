@@ -7,8 +7,8 @@ import pytest
 
 from workflow_lib.download import entry_urls
 from workflow_lib.settings import source_config
-from workflow_lib.sources import (AUTHORS_FILES, DEMO_FILES, check_atac_downloads, check_scenarios,
-                                  demo_files, effective_atac_sets, needed_downloads)
+from workflow_lib.sources import (AUTHORS_FILES, DEMO_FILES, atac_set_files, check_atac_downloads,
+                                  check_scenarios, demo_files, effective_atac_sets, needed_downloads)
 
 
 def _all_urls(cfg):
@@ -93,3 +93,24 @@ def test_babel_scenario_only_with_the_authors_source(default_config):
     cfg = copy.deepcopy(default_config)
     del cfg["downloads"]["authors_babel_valid"]
     assert check_scenarios(["random"], "authors", cfg) == ["random"]
+
+
+# ------------------------------------------------------------------ config: files per format
+def test_atac_set_files_by_format():
+    assert atac_set_files("li", {"assembly": "mm10"}) == ["li_atac_counts", "li_atac_barcodes", "li_atac_peaks"]
+    assert atac_set_files("fang", {"format": "snap", "files": ["a", "b"]}) == ["a", "b"]
+
+
+def test_check_atac_downloads_names_missing_entries():
+    cfg = {"single_atac_sets": {"li": {"assembly": "mm10"},
+                                "fang": {"assembly": "mm10", "format": "snap", "files": ["fang_s1", "fang_s2"]}},
+           "downloads": {"li_atac_counts": {"file": "c.mtx.gz"}, "li_atac_barcodes": {"file": "b.tsv.gz"},
+                         "li_atac_peaks": {"file": "p.bed.gz"}, "fang_s1": {"file": "s1.snap"},
+                         "fang_s2": {"file": "s2.h5"}}}
+    with pytest.raises(ValueError, match=r"fang: snap files must be named \*\.snap: \['fang_s2'\]"):
+        check_atac_downloads(cfg)
+    cfg["downloads"]["fang_s2"]["file"] = "s2.snap"
+    check_atac_downloads(cfg)
+    del cfg["downloads"]["li_atac_peaks"]
+    with pytest.raises(ValueError, match=r"single_atac_sets.li \(format mtx_bed\) needs downloads entries \['li_atac_peaks'\]"):
+        check_atac_downloads(cfg)

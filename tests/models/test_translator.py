@@ -1,0 +1,71 @@
+"""Polarbear's latent translators (workflow_lib.models.translator): a linear map between the two
+latent spaces, trained through the frozen target VAE's decoder."""
+
+import torch
+
+from workflow_lib.models.translator import LatentTranslator, TranslationModel, translation_loss
+from workflow_lib.models.vae import RNAVAE
+
+
+def _target_batch(n=6, latent=3, seed=0):
+    torch.manual_seed(seed)
+    vae = RNAVAE(10, 2, 4, hidden=8, dropout=0.5)
+    x = torch.poisson(torch.full((n, 10), 2.0))
+    b = torch.eye(2)[torch.arange(n) % 2]
+    return vae, {"z": torch.randn(n, latent), "x": x, "b": b, "size": x.sum(1)}
+
+
+def test_translator_is_one_linear_map_and_describes_itself():
+    torch.manual_seed(0)
+    tr = LatentTranslator(3, 5)
+    z = torch.randn(4, 3)
+    torch.testing.assert_close(tr(z), z @ tr.linear.weight.T + tr.linear.bias)
+    assert tr.config() == {"kind": "translator", "latent_in": 3, "latent_out": 5}
+    assert sum(p.numel() for p in tr.parameters()) == 3 * 5 + 5
+
+
+def test_the_target_vae_is_frozen_and_stays_in_eval_mode():
+    vae, batch = _target_batch()
+    vae.train()
+    model = TranslationModel(LatentTranslator(3, 4), vae)
+    model.train()
+    assert model.training and model.translator.training and not model.target.training   # no dropout in the VAE
+    assert all(not p.requires_grad for p in model.target.parameters())
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    loss = translation_loss(model, batch)
+    loss.backward()
+    opt.step()
+    assert all(p.grad is None for p in model.target.parameters())
+    assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+    assert model.translator.linear.weight.grad is not None
+
+
+@torch.no_grad()
+def test_loss_is_the_mean_target_nll_of_the_translated_latent():
+    vae, batch = _target_batch()
+    model = TranslationModel(LatentTranslator(3, 4), vae).eval()
+    nll = model.nll(batch)
+    expected = -vae.recon_log_prob(batch["x"], model.translator(batch["z"]), batch["b"], batch["size"])
+    torch.testing.assert_close(nll, expected)
+    torch.testing.assert_close(translation_loss(model, batch), expected.mean())
+
+
+@torch.no_grad()
+def test_posterior_sampling_only_in_training_mode():
+    """With z_logvar in the batch, training samples z ~ q(z | source cell); eval reads the mean."""
+    vae, batch = _target_batch()
+    batch["z_logvar"] = torch.zeros_like(batch["z"])
+    model = TranslationModel(LatentTranslator(3, 4), vae)
+    model.eval()
+    mean_nll = model.nll(batch)
+    torch.testing.assert_close(model.nll(batch), mean_nll)                    # deterministic
+    model.train()
+    torch.manual_seed(1)
+    a = model.nll(batch)
+    torch.manual_seed(2)
+    b = model.nll(batch)
+    assert not torch.allclose(a, b) and not torch.allclose(a, mean_nll)
+    batch["z_logvar"] = torch.full_like(batch["z"], -40.0)                    # no spread: the mean again
+    torch.testing.assert_close(model.nll(batch), mean_nll, rtol=1e-5, atol=1e-5)
+    assert mean_nll.shape == (6,)
