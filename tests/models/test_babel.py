@@ -137,7 +137,7 @@ def test_authors_weights_are_xavier_uniform():
     mats = [(mod.weight, mod.in_features, mod.out_features) for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
     for mod in m.modules():
         if isinstance(mod, ChromSplitLinear):
-            mats += [(w, w.shape[1], w.shape[0]) for w in mod.blocks()]   # per chromosome, as their per-chrom Linear
+            mats += [(w, w.shape[1], w.shape[0]) for w in mod.weights]   # per chromosome, as their per-chrom Linear
     assert len(mats) == 7 + 4 * 2   # 7 dense layers, 4 per-chromosome layers x 2 chromosomes
     for w, fan_in, fan_out in mats:
         bound = (6.0 / (fan_in + fan_out)) ** 0.5

@@ -163,7 +163,7 @@ def _xavier(module: nn.Module) -> None:
         if isinstance(m, nn.Linear):
             nn.init.xavier_uniform_(m.weight)
         elif isinstance(m, ChromSplitLinear):
-            for w in m.blocks():  # one (out, in) matrix per chromosome, as the authors' per-chromosome Linear
+            for w in m.weights:  # one (out, in) matrix per chromosome, as the authors' per-chromosome Linear
                 nn.init.xavier_uniform_(w)
 
 
