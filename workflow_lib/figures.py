@@ -152,6 +152,15 @@ def format_p(p: float) -> str:
     return f"p = {p:.3g}"
 
 
+def _add_seed_ci(ax, res: dict, cis: dict, heading: str, fontsize: float) -> None:
+    """Append each method's seed mean [95% CI] to the panel title and record them in ``res``
+    (nothing when no method has several seeds)."""
+    lines = [f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items() if ci is not None]
+    if lines:
+        res["seed_ci"] = cis
+        ax.set_title(ax.get_title() + f"\n{heading} [95% CI]:\n" + "\n".join(lines), fontsize=fontsize)
+
+
 def _panel_letter(ax, letter: str) -> None:
     """Bold panel letter; also records the axes in ``fig.panels[letter]``."""
     fig = ax.figure
@@ -369,12 +378,7 @@ def scatter_grid(fig: Figure, axes, genes: Mapping[str, pd.DataFrame],
             if res is not None and seed_runs:
                 cis = {m: seed_ci(seed_runs.get(table, {}).get(m, ()), metric, spec["subset"][table])
                        for m in (reference, comp)}
-                lines = [f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items()
-                         if ci is not None]
-                if lines:
-                    res["seed_ci"] = cis
-                    ax.set_title(ax.get_title() + "\nseed mean [95% CI]:\n" + "\n".join(lines),
-                                 fontsize=7)
+                _add_seed_ci(ax, res, cis, "seed mean", fontsize=7)
             _panel_letter(ax, PANEL_LETTERS[k])
             results.append(res)
             k += 1
@@ -470,11 +474,7 @@ def fig4(markers: Mapping[str, pd.DataFrame], reference: str = REFERENCE,
             ax.set_title(ax.get_title() + f"\nmedian AUROC {res['median_ref']:.3f} (y) vs "
                          f"{res['median_other']:.3f} (x)", fontsize=8.5)
             cis = {m: seed_ci((seed_runs or {}).get(m, ()), "auroc_pred", subset) for m in (reference, comp)}
-            lines = [f"{method_label(m)} {format_seed_ci(ci)}" for m, ci in cis.items() if ci is not None]
-            if lines:
-                res["seed_ci"] = cis
-                ax.set_title(ax.get_title() + "\nseed mean of the mean AUROC [95% CI]:\n" + "\n".join(lines),
-                             fontsize=8.5)
+            _add_seed_ci(ax, res, cis, "seed mean of the mean AUROC", fontsize=8.5)
         _panel_letter(ax, PANEL_LETTERS[k])
         results.append(res)
     ref_tab = keyed.get(reference)
