@@ -14,7 +14,7 @@ import h5py
 import pytest
 import yaml
 
-from conftest import copy_repo, run_snakemake
+from conftest import copy_repo, demo_raw_files, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def test_killed_run_leaves_no_partial_outputs_and_resumes(tmp_path):
     work = copy_repo(tmp_path / "wf")
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     res = work / cfg["results"]
-    raw_files = [res / "raw" / e["file"] for e in cfg["downloads"].values()]
+    raw_files = [res / "raw" / name for name in demo_raw_files(cfg)]
     target = str(raw_files[0].relative_to(work))  # simulate_demo writes all raw files
     log = res / "logs" / "simulate_demo" / "simulate_demo.log"
 
