@@ -5,7 +5,7 @@ from workflow_lib.babel_settings import babel_settings
 from workflow_lib.grid import grid_points, parse_point, point_regex
 from workflow_lib.seeds import SEED_TAG_REGEX, base_method, check_seeds, method_run_names, parse_run_name
 from workflow_lib.settings import deep_merge, polarbear_settings
-from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES, authors_optional, demo_files
+from workflow_lib.sources import AUTHORS_BABEL, AUTHORS_DE, AUTHORS_FILES, authors_optional, demo_file_names, demo_files
 from workflow_lib.sources import (check_atac_downloads, check_scenarios, download_file, effective_atac_sets,
                                   needed_downloads)
 from workflow_lib.splits import check_split_fractions

@@ -16,7 +16,7 @@ if DEMO:
             [raw(n) for n in demo_files(config)],
         params:
             demo=config["demo"]["simulate"],
-            files={n: download_file(config, n, True) for n in demo_files(config)},
+            files=demo_file_names(config),
             atac_sets=ATAC_SETS,
             outdir=output_dir,
         log:

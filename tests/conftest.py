@@ -49,10 +49,9 @@ def demo_raw_files(config: dict) -> list[str]:
     """File names (under results/raw/) that the demo's simulate_demo job writes for ``config``
     (config.yaml as read; the demo overlay is merged here, as the Snakefile does)."""
     from workflow_lib.settings import source_config
-    from workflow_lib.sources import demo_files, download_file
+    from workflow_lib.sources import demo_file_names
 
-    merged = source_config(config)
-    return [download_file(merged, key, demo=True) for key in demo_files(merged)]
+    return list(demo_file_names(source_config(config)).values())
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 3600):

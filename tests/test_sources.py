@@ -8,7 +8,8 @@ import pytest
 from workflow_lib.download import entry_urls
 from workflow_lib.settings import source_config
 from workflow_lib.sources import (AUTHORS_FILES, DEMO_FILES, atac_set_files, check_atac_downloads,
-                                  check_scenarios, demo_files, effective_atac_sets, needed_downloads)
+                                  check_scenarios, demo_file_names, demo_files, effective_atac_sets,
+                                  needed_downloads)
 
 
 def _all_urls(cfg):
@@ -68,6 +69,9 @@ def test_demo_overlay_keeps_the_demo_files(default_config):
     assert sets["fang"]["assembly"] == "mm9" and sets["li"]["assembly"] == "mm10"
     files = demo_files(demo)
     assert set(DEMO_FILES) <= set(files) and "snap_CEMBA180305_2B" in files and len(files) == 14
+    names = demo_file_names(demo)
+    assert list(names) == files and names["snap_CEMBA180305_2B"] == "CEMBA180305_2B.snap"
+    assert all(names[k] == DEMO_FILES[k] for k in DEMO_FILES if k not in demo["downloads"])
     check_atac_downloads(demo, demo=True)
     with pytest.raises(ValueError, match="li_atac_counts"):
         check_atac_downloads({**default_config, "single_atac_sets": {"li": {"assembly": "mm10"}}}, demo=False)

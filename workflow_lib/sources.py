@@ -103,6 +103,12 @@ def demo_files(config: dict) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def demo_file_names(config: dict) -> dict[str, str]:
+    """Raw-file key -> file name under results/raw/ of every file the demo simulator writes
+    (``config`` with the demo overlay merged in)."""
+    return {key: download_file(config, key, demo=True) for key in demo_files(config)}
+
+
 def check_scenarios(scenarios, source: str, config: dict) -> list[str]:
     """The split scenarios to run: config ``scenarios``, plus ``babel`` with source authors when
     the BABEL barcode files are configured. ``babel`` exists only there (ValueError otherwise)."""
