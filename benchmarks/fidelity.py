@@ -82,11 +82,16 @@ def verdict(rows: dict, label: str = "") -> list[str]:
         out.append(f"- {key[0]} {key[1]}{sfx}: ours {ours[key]:.3f} vs authors {ref:.3f}: "
                    f"{'reached' if ok else 'NOT reached'}")
     co = rows.get("ours: polarbear_coassay" + sfx, {})
-    fos = [("random", "FOSCTTM RNA query"), ("random", "FOSCTTM ATAC query")]
-    if all(k in ours and k in co for k in fos):
-        a, b = sum(ours[k] for k in fos) / 2, sum(co[k] for k in fos) / 2
-        out.append(f"- random split{sfx}, mean latent FOSCTTM: polarbear {a:.3f} vs polarbear_coassay {b:.3f}: "
-                   f"semi-supervised {'better' if a < b else 'NOT better'}")
+    for split in ("random", "unseen"):
+        fos = [(split, "FOSCTTM RNA query"), (split, "FOSCTTM ATAC query")]
+        if all(k in ours and k in co for k in fos):
+            a, b = sum(ours[k] for k in fos) / 2, sum(co[k] for k in fos) / 2
+            worse = [c for c in COLUMNS if (split, c) in ours and (split, c) in co
+                     and ((ours[(split, c)] > co[(split, c)]) if c in LOWER_IS_BETTER
+                          else (ours[(split, c)] < co[(split, c)]))]
+            out.append(f"- {split} split{sfx}, mean latent FOSCTTM: polarbear {a:.3f} vs polarbear_coassay {b:.3f}: "
+                       f"semi-supervised {'better' if a < b else 'NOT better'}; polarbear_coassay better on: "
+                       f"{', '.join(worse) if worse else 'no column'}")
     return out
 
 
@@ -113,13 +118,44 @@ def convergence_rows(results: Path) -> list[str]:
 
 
 def selected_rows(results: Path) -> list[str]:
-    lines = ["| run | selected | validation translation NLL (rna_to_atac + atac_to_rna) of each point |",
-             "|---|---|---|"]
+    lines = ["| run | latent pick | translation picks (atac_to_rna / rna_to_atac) | validation FOSCTTM; "
+             "translation NLL (rna_to_atac + atac_to_rna) of each point |", "|---|---|---|---|"]
     for path in sorted((results / "models").glob("*/*/polarbear*/selected.json")):
         sel = json.loads(path.read_text())
         run = run_name(path, results / "models")
-        allp = ", ".join(f"{p} {v['total']:.1f}" for p, v in sorted(sel["all"].items()))
-        lines.append(f"| {run} | {sel['point']} | {allp} |")
+        per = sel.get("per_task") or {}
+        pick = {t: per.get(t, {}).get("point", sel["point"]) for t in ("latent", "atac_to_rna", "rna_to_atac")}
+        allp = ", ".join(f"{p} {v.get('foscttm', float('nan')):.3f}; {v['total']:.1f}"
+                         for p, v in sorted(sel["all"].items()))
+        lines.append(f"| {run} | {pick['latent']} | {pick['atac_to_rna']} / {pick['rna_to_atac']} | {allp} |")
+    return lines
+
+
+def grid_test_foscttm_rows(results: Path, variant: str = "full") -> list[str]:
+    """Test-cell latent FOSCTTM of EVERY grid point (Table 3's definition), next to its validation
+    FOSCTTM: how well validation selects on each split."""
+    from workflow_lib.data import batch_onehot
+    from workflow_lib.metrics import foscttm
+    from workflow_lib.polarbear import load_grid_point, read_coassay
+
+    lines = ["| scenario | method | grid point | validation FOSCTTM (RNA / ATAC query) | "
+             "test FOSCTTM (RNA / ATAC query) | latent pick |", "|---|---|---|---|---|---|"]
+    proc = results / "processed" / variant
+    for sel_path in sorted((results / "models" / variant).glob("*/polarbear*/selected.json")):
+        scenario, method = sel_path.parts[-3], sel_path.parts[-2]
+        sel = json.loads(sel_path.read_text())
+        pick = (sel.get("per_task") or {}).get("latent", {}).get("point", sel["point"])
+        data = read_coassay(proc / "coassay_rna.h5ad", proc / "coassay_atac.h5ad", scenario)
+        t = data.test
+        for point, v in sorted(sel["all"].items()):
+            lat = load_grid_point(sel_path.parent / "grid" / point, data).align(
+                data.rna.X[t], batch_onehot(data.rna.obs["batch"])[t], data.atac.X[t],
+                batch_onehot(data.atac.obs["batch"])[t])
+            rq = foscttm(lat["rna_query"], lat["atac_reference"]).mean()
+            aq = foscttm(lat["atac_query"], lat["rna_reference"]).mean()
+            val = (f"{v['foscttm_rna_query']:.3f} / {v['foscttm_atac_query']:.3f}" if "foscttm" in v else "")
+            lines.append(f"| {scenario} | {method} | {point} | {val} | {rq:.3f} / {aq:.3f} | "
+                         f"{'*' if point == pick else ''} |")
     return lines
 
 
@@ -146,6 +182,15 @@ between two latent spaces, fitted on the other cell types, has to place cells of
 saw. Other by-hand runs on seed 7 (FOSCTTM RNA / ATAC query): RNA KL warm-up over 40 epochs
 0.143 / 0.070, translators at lr 1e-3 with patience 45 0.167 / 0.123, ATAC VAE at the authors'
 lr 1e-4 0.221 / 0.274.
+
+Which grid point's latent is used matters as much. The table "Latent FOSCTTM of every grid point"
+above lists both points of every run. Until the selection went per task, one point (the lowest
+sum of the two validation translation NLLs) served every task: on demo seed 3 that was beta 0 for
+the unseen split (NLL 1124.0 against 1166.1), with test FOSCTTM 0.167 / 0.111, worse than
+polarbear_coassay (0.140 / 0.205 then) and above the authors' 0.139. The translation NLL of the
+validation cell type says little about how well the latent spaces line up. The latent is now
+picked by the validation FOSCTTM, the alignment task's own score (as for BABEL): beta 1 there,
+0.094 / 0.073 on the test cells.
 """
 
 
@@ -175,6 +220,8 @@ def main(argv=None) -> int:
     lines += [""]
     for d in args.results:
         lines += [f"## Selected grid points ({d})", ""] + selected_rows(d) + [""]
+        lines += [f"## Latent FOSCTTM of every grid point, validation and test cells ({d})", ""]
+        lines += grid_test_foscttm_rows(d) + [""]
         lines += [f"## Convergence of every training stage ({d})", ""] + convergence_rows(d) + [""]
     lines += [UNSEEN_NOTE]
     args.out.write_text("\n".join(lines))

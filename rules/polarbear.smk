@@ -67,7 +67,7 @@ rule train_translators:
 
 
 rule select_polarbear:
-    """Pick the grid point with the lowest validation translation loss (sum of both directions)."""
+    """Pick a grid point per task on the validation cells (translation NLL per direction, latent FOSCTTM)."""
     input:
         scores=pb_grid_files(["scores.json"]),
     output:
@@ -89,7 +89,7 @@ rule select_polarbear:
 
 
 rule predict_polarbear:
-    """Translate the scenario's TEST cells with the selected grid point (prediction contract)."""
+    """Translate the scenario's TEST cells, each task with its selected grid point (prediction contract)."""
     input:
         rna=processed("{variant}", "coassay_rna"),
         atac=processed("{variant}", "coassay_atac"),

@@ -1,4 +1,4 @@
-"""Rule select_polarbear: grid point with the lowest validation translation loss."""
+"""Rule select_polarbear: the grid point of each task with the lowest validation score."""
 from workflow_lib.fileutils import get_logger
 from workflow_lib.polarbear import select_polarbear
 

@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from workflow_lib.grid import grid_points, parse_point, point_name, point_regex
+import math
+
+from workflow_lib.grid import best_point, grid_points, parse_point, point_name, point_regex, select_per_task
 
 
 def test_names_round_trip_and_match_the_wildcard_constraint():
@@ -26,3 +28,19 @@ def test_names_round_trip_and_match_the_wildcard_constraint():
 def test_malformed_names_are_refused(bad):
     with pytest.raises(ValueError, match="bad grid point"):
         parse_point(bad)
+
+
+def test_per_task_selection_takes_each_tasks_minimum_and_skips_non_finite_scores():
+    scores = {"latent10_beta0": {"a": 2.0, "b": math.nan, "c": 1.0},
+              "latent10_beta1": {"a": 1.0, "b": 5.0, "c": 1.0},
+              "latent25_beta0": {"a": 3.0, "b": None, "c": 0.5}}
+    picks = select_per_task(scores, {"t1": "a", "t2": "b", "t3": "c"})
+    assert {t: p["point"] for t, p in picks.items()} == {"t1": "latent10_beta1", "t2": "latent10_beta1",
+                                                         "t3": "latent25_beta0"}
+    assert picks["t1"] == {"point": "latent10_beta1", "params": {"latent": 10, "beta": 1.0}, "score": "a",
+                           "value": 1.0}
+    assert best_point({"p": {"a": 1.0}, "q": {"a": 1.0}}, "a") == "p"  # ties: first in grid order
+    with pytest.raises(KeyError):
+        best_point(scores, "missing")
+    with pytest.raises(ValueError, match="no grid points"):
+        best_point({}, "a")

@@ -9,6 +9,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from workflow_lib.fileutils import InputFormatError
+from workflow_lib.metrics import foscttm
+from workflow_lib.models.translator import LatentTranslator
 from workflow_lib import polarbear as pb
 from workflow_lib.predictions import PREDICTION_NAMES
 
@@ -93,7 +96,13 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     sel = pb.select_polarbear(scores, mdir / "selected.json")
     totals = {p: v["total"] for p, v in sel["all"].items()}
     assert sel["point"] == min(totals, key=totals.get)
-    assert set(sel["val_scores"]) >= {"rna_to_atac", "atac_to_rna", "total"}
+    assert set(sel["val_scores"]) >= {"rna_to_atac", "atac_to_rna", "total", "foscttm"}
+    for task, score in pb.TASK_SCORE.items():  # per task: the lowest validation score of that task
+        vals = {p: v[score] for p, v in sel["all"].items()}
+        assert sel["per_task"][task]["point"] == min(vals, key=vals.get)
+    for v in sel["all"].values():
+        assert 0 <= v["foscttm_rna_query"] <= 1 and 0 <= v["foscttm_atac_query"] <= 1
+        assert v["foscttm"] == pytest.approx((v["foscttm_rna_query"] + v["foscttm_atac_query"]) / 2)
     out = [tmp_path / "pred" / f for f in ("atac_to_rna.h5ad", "rna_to_atac.h5ad", "latent.h5ad",
                                            "atac_to_rna_rest.h5ad")]
     pb.predict_polarbear(mdir / "selected.json", mdir, data["coassay_rna"], data["coassay_atac"], scenario,
@@ -104,8 +113,9 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     a2r, r2a, lat, rest = (ad.read_h5ad(p) for p in out)
     for a in (a2r, r2a, lat):
         assert list(a.obs_names) == list(test_names)
-    for a in (a2r, r2a, lat, rest):
-        assert a.uns["method"] == method and a.uns["point"] == sel["point"]
+    picks = pb.task_points(sel)
+    for a, task in ((a2r, "atac_to_rna"), (r2a, "rna_to_atac"), (lat, "latent"), (rest, "atac_to_rna")):
+        assert a.uns["method"] == method and a.uns["point"] == picks[task]
     # atac_to_rna_rest: the non-test (train + val) cells in processed order, same kind as atac_to_rna
     assert list(rest.obs_names) == list(co.obs_names[co.obs["split_random"] != "test"])
     assert list(rest.var_names) == list(co.var_names)
@@ -123,7 +133,7 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     d = r2a.obs["predicted_atac_depth_factor"].to_numpy()
     assert np.all((r2a.X >= norm - 1e-6) == (d >= 1)[:, None]) or np.allclose(d, 1)
     assert lat.X.shape == (len(test_names), 0)
-    lat_dim = sel["params"]["latent"]
+    lat_dim = pb.parse_point(picks["latent"])["latent"]
     for k in ("rna_query", "atac_reference", "atac_query", "rna_reference"):
         assert lat.obsm[k].shape == (len(test_names), lat_dim)
 
@@ -165,3 +175,31 @@ def test_every_training_stage_of_the_demo_converged(demo_workdir):
                      if not f["converged"]}
     assert not not_converged, not_converged
     assert all(f["stop_reason"] == "early_stopping" and f["best_epoch"] < f["epochs_run"] for f in stages.values())
+
+
+def test_validation_foscttm_scores_both_queries_as_table3(tmp_path):
+    rng = np.random.default_rng(0)
+    mu_x = rng.normal(size=(40, 3)).astype(np.float32)
+    mu_y = rng.normal(size=(40, 3)).astype(np.float32)
+    t_xy, t_yx = LatentTranslator(3, 3), LatentTranslator(3, 3)
+    got = pb.validation_foscttm(t_xy, t_yx, mu_x, mu_y)
+    with torch.no_grad():
+        rq = foscttm(t_xy(torch.from_numpy(mu_x)).numpy(), mu_y).mean()
+        aq = foscttm(t_yx(torch.from_numpy(mu_y)).numpy(), mu_x).mean()
+    assert got == pytest.approx({"foscttm_rna_query": rq, "foscttm_atac_query": aq, "foscttm": (rq + aq) / 2})
+    with torch.no_grad():  # a translator that maps x onto its own y is perfect on both queries
+        t_xy.linear.weight.copy_(torch.eye(3)), t_xy.linear.bias.zero_()
+        t_yx.linear.weight.copy_(torch.eye(3)), t_yx.linear.bias.zero_()
+    assert pb.validation_foscttm(t_xy, t_yx, mu_x, mu_x)["foscttm"] == 0.0
+
+
+def test_selection_refuses_scores_written_without_validation_foscttm(tmp_path):
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"val_scores": {"rna_to_atac": 1.0, "atac_to_rna": 2.0, "total": 3.0}}))
+    with pytest.raises(InputFormatError, match=r"scores\.json.*lacks \['foscttm'\].*retrain"):
+        pb.select_polarbear({"latent10_beta0": path}, tmp_path / "selected.json")
+    assert not (tmp_path / "selected.json").exists()
+
+
+def test_task_points_of_an_older_selection_use_its_one_point():
+    assert pb.task_points({"point": "latent10_beta0"}) == dict.fromkeys(pb.TASK_SCORE, "latent10_beta0")

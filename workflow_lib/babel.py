@@ -37,6 +37,7 @@ import torch
 from .data import SparseCellLoader
 from .sparse import row_nnz
 from .fileutils import InputFormatError, get_logger, timed, write_json
+from .grid import best_point, select_per_task
 from .metrics import foscttm_both
 from .models.babel import (ARCHITECTURE_CLASSES, ARCHITECTURES, BabelAuthorsModel, BabelModel, TrainedBabel,
                            rna_input_stats)
@@ -230,21 +231,14 @@ def select_babel(config_paths, out_path, log_path=None, logger: logging.Logger |
     if not configs:
         raise ValueError("no BABEL grid points to select from")
 
-    def best(score: str) -> str:
-        vals = {pt: c["val_scores"][score] for pt, c in configs.items()}
-        vals = {pt: (v if v is not None and np.isfinite(v) else np.inf) for pt, v in vals.items()}
-        return min(vals, key=lambda pt: vals[pt])  # ties: first in grid order
-
-    per_task = {}
-    for task, score in TASK_SCORE.items():
-        pt = best(score)
-        per_task[task] = {"point": pt, "params": configs[pt]["params"], "score": score,
-                          "value": configs[pt]["val_scores"][score]}
-        log.info("%s: %s (%s = %.4f)", task, pt, score, configs[pt]["val_scores"][score])
-    overall = best("joint_loss")
+    scores = {pt: c["val_scores"] for pt, c in configs.items()}
+    per_task = select_per_task(scores, TASK_SCORE, {pt: c["params"] for pt, c in configs.items()})
+    for task, pick in per_task.items():
+        log.info("%s: %s (%s = %.4f)", task, pick["point"], pick["score"], pick["value"])
+    overall = best_point(scores, "joint_loss")
     sel = {
         "point": overall, "params": configs[overall]["params"], "val_scores": configs[overall]["val_scores"],
-        "all": {pt: c["val_scores"] for pt, c in configs.items()},
+        "all": scores,
         "per_task": per_task,
         "criteria": {**{t: f"min val {s}" for t, s in TASK_SCORE.items()}, "point": "min val joint_loss"},
     }

@@ -365,11 +365,14 @@ def card_text(card: dict, n_show: int = 5) -> str:
                      f"{tr.get('translator_training_cells')}")
     vs = card.get("validation_scores")
     if vs:
-        lines.append("validation scores (mean per-cell translation NLL, lower is better): "
+        lines.append("validation scores (translation NLL per cell, FOSCTTM; lower is better): "
                      + ", ".join(f"{k}={v:.4g}" for k, v in vs.items()))
     sel = card.get("selection") or {}
     if sel.get("all"):
-        lines.append(f"selection: {sel.get('criterion', '')}")
+        crit = sel.get("criteria") or {}
+        lines.append(f"selection: {crit.get('point', sel.get('criterion', ''))}")
+        for task, pick in (sel.get("per_task") or {}).items():
+            lines.append(f"  workflow's {task} predictions: {pick['point']} ({crit.get(task, pick.get('score'))})")
         for p, s in sorted(sel["all"].items()):
             mark = "*" if p == card.get("point") else " "
             lines.append(f"  {mark} {p}: " + ", ".join(f"{k}={v:.4g}" for k, v in s.items()))

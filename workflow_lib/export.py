@@ -83,7 +83,7 @@ def export_polarbear(method_dir, coassay_rna, coassay_atac, scenario: str, out_d
                             "dropout": float(rna_cfg.get("dropout", 0.0)),
                             "rna_hidden": int(rna_cfg["hidden"]), "atac_hidden": int(atac_cfg["hidden"]),
                             "atac_depth_ref": float(atac_cfg["depth_ref"])},
-        "selection": ({k: selected[k] for k in ("point", "params", "val_scores", "all", "criterion") if k in selected}
+        "selection": ({k: selected[k] for k in ("point", "params", "val_scores", "all", "per_task", "criteria") if k in selected}
                       if selected else None),
         "validation_scores": (selected or {}).get("val_scores") if (selected or {}).get("point") == point else None,
         "training": training,

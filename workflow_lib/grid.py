@@ -9,6 +9,7 @@ from :func:`point_regex`.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Mapping, Sequence
 
 _NUMBER = r"[0-9.]+(?:e[-+]?\d+)?"
@@ -43,3 +44,28 @@ def parse_point(name: str) -> dict:
 def point_regex(*params: str) -> str:
     """Wildcard constraint of the points of a grid with these parameters, e.g. latent\\d+_beta<number>."""
     return "_".join((rf"{p}\d+" if p == "latent" else f"{p}{_NUMBER}") for p in params)
+
+
+def best_point(scores: Mapping[str, Mapping[str, float]], score: str) -> str:
+    """The point with the lowest ``scores[point][score]``; a None or non-finite value counts as +inf,
+    ties go to the first point in the mapping's order (grid order). KeyError if a point lacks it."""
+    if not scores:
+        raise ValueError("no grid points to select from")
+
+    def value(point: str) -> float:
+        v = scores[point][score]
+        return float(v) if v is not None and math.isfinite(float(v)) else math.inf
+
+    return min(scores, key=value)
+
+
+def select_per_task(scores: Mapping[str, Mapping[str, float]], task_score: Mapping[str, str],
+                    params: Mapping[str, Mapping] | None = None) -> dict:
+    """Per task, the point with the lowest validation ``task_score[task]`` (:func:`best_point`):
+    ``{task: {"point", "params", "score", "value"}}``."""
+    out = {}
+    for task, score in task_score.items():
+        pt = best_point(scores, score)
+        out[task] = {"point": pt, "params": dict(params[pt]) if params else parse_point(pt), "score": score,
+                     "value": scores[pt][score]}
+    return out

@@ -9,10 +9,14 @@ Variants
 
 Model selection
 ---------------
-The grid point with the lowest *sum* of the two validation translation losses (mean per-cell NLL
-of the RNA profile given ATAC plus that of the ATAC profile given RNA, i.e. the NLL of the pair
-(x, y) under the two translations) is selected; per-direction scores are stored in selected.json.
-Translation losses do not depend on beta, so they compare grid points fairly.
+Per task, on the co-assay VAL cells, as the paper selects BABEL ("each task's performance on the
+validation set") and as the authors' ``run_polarbear.py`` scores a trained model (validation
+FOSCTTM, translation): ``atac_to_rna`` = lowest validation NLL of the RNA profile given the
+translated ATAC latent, ``rna_to_atac`` = lowest validation NLL of the ATAC profile given the
+translated RNA latent, ``latent`` = lowest validation FOSCTTM (encoder means; mean of the RNA query
+in the ATAC latent and the ATAC query in the RNA latent, Table 3's two rows). Translation losses do
+not depend on beta, so they compare grid points fairly. ``point`` in selected.json, the single
+model a model directory exports, is the lowest sum of the two translation NLLs.
 
 Unnormalised ATAC predictions
 -----------------------------
@@ -39,7 +43,8 @@ import torch
 from .data import SparseCellLoader, batch_onehot
 from .sparse import as_csr, binarize
 from .fileutils import InputFormatError, timed, write_json
-from .grid import parse_point
+from .grid import best_point, parse_point, select_per_task
+from .metrics import foscttm
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_pairs, latent_posteriors, load_checked_vae
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
@@ -50,6 +55,16 @@ from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
 TRANSLATOR_INPUTS = ("sample", "mean")
+# selection score of each prediction task (validation cells; module docstring) and of the single
+# point a model directory exports
+TASK_SCORE = {"atac_to_rna": "atac_to_rna", "rna_to_atac": "rna_to_atac", "latent": "foscttm"}
+OVERALL_SCORE = "total"
+CRITERIA = {
+    "atac_to_rna": "min val NLL of the RNA profile translated from ATAC",
+    "rna_to_atac": "min val NLL of the ATAC profile translated from RNA",
+    "total": "min val translation NLL, rna_to_atac + atac_to_rna",
+    "foscttm": "min val FOSCTTM, mean of the RNA query (ATAC latent) and the ATAC query (RNA latent)",
+}
 
 
 def _log(logger):
@@ -257,7 +272,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     log.info("translators: trained on %s of the source posterior, Adam lr %g eps %g, batch %d, <= %d epochs, "
              "patience %d, at least %d steps", "samples z ~ q(z|x)" if source == "sample" else "the means",
              cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.min_steps)
-    scores, results = {}, {}
+    scores, results, trained = {}, {}, {}
     jobs = (
         ("rna_to_atac", mu_x, lv_x, atac_vae, co_atac.X, b_atac, atac_vae.size_covariate(co_atac.X),
          out_rna_to_atac),
@@ -280,10 +295,12 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
             res = fit(model, translation_loss, tl, vl, cfg, ckpt, log, params=tr.parameters(), fingerprint=fp)
         scores[name] = float(res["best_val_loss"])
         results[name] = fit_summary(res)
+        trained[name] = tr
         config = tr.config() | {"direction": name, "val_nll": scores[name]}
         save_module(tr, config, out)
         ckpt.unlink(missing_ok=True)
     scores["total"] = scores["rna_to_atac"] + scores["atac_to_rna"]
+    scores |= validation_foscttm(trained["rna_to_atac"], trained["atac_to_rna"], mu_x[val], mu_y[val], device)
     vae_fit = {m: v.config().get("fit", {}) for m, v in (("vae_rna", rna_vae), ("vae_atac", atac_vae))}
     write_json({"val_scores": scores, "fit": results, "vae_fit": vae_fit,
                 "converged": all(r["converged"] for r in list(results.values()) + list(vae_fit.values()))},
@@ -292,21 +309,57 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     return scores
 
 
-def select_polarbear(score_files: dict, out_json, criterion: str = "total", logger=None) -> dict:
-    """Pick the grid point with the lowest validation translation loss (``criterion`` key of scores)."""
+def validation_foscttm(t_xy: LatentTranslator, t_yx: LatentTranslator, mu_x: np.ndarray, mu_y: np.ndarray,
+                       device=None) -> dict:
+    """FOSCTTM of the validation cells as Table 3 scores it (encoder means): the RNA query
+    t_xy(mu_x) against mu_y in the ATAC latent, the ATAC query t_yx(mu_y) against mu_x in the RNA
+    latent, and ``foscttm``, their mean (the alignment task's selection score)."""
+    with torch.no_grad():
+        q_rna = t_xy.to(device)(torch.as_tensor(mu_x, dtype=torch.float32, device=device)).cpu().numpy()
+        q_atac = t_yx.to(device)(torch.as_tensor(mu_y, dtype=torch.float32, device=device)).cpu().numpy()
+    if len(mu_x) < 2:
+        nan = float("nan")
+        return {"foscttm_rna_query": nan, "foscttm_atac_query": nan, "foscttm": nan}
+    rq = float(foscttm(q_rna, mu_y).mean())
+    aq = float(foscttm(q_atac, mu_x).mean())
+    return {"foscttm_rna_query": rq, "foscttm_atac_query": aq, "foscttm": (rq + aq) / 2}
+
+
+def select_polarbear(score_files: dict, out_json, logger=None) -> dict:
+    """Pick the best grid point per task from the points' validation scores (module docstring):
+    ``per_task`` drives the predictions, ``point`` (lowest total translation NLL) is the one model a
+    model directory exports."""
     log = _log(logger)
     allscores = {}
     for point, path in score_files.items():
-        allscores[point] = json.loads(Path(path).read_text())["val_scores"]
+        try:
+            vs = json.loads(Path(path).read_text())["val_scores"]
+        except (json.JSONDecodeError, KeyError) as e:
+            raise InputFormatError(path, f"not a translator scores file ({e})") from e
+        missing = sorted({*TASK_SCORE.values(), OVERALL_SCORE} - set(vs))
+        if missing:
+            raise InputFormatError(path, f"val_scores lacks {missing} (written by an older version: retrain the "
+                                         "translators, e.g. snakemake --forcerun train_translators)")
+        allscores[point] = vs
     if not allscores:
         raise ValueError("no grid points to select from")
-    best = min(sorted(allscores), key=lambda p: allscores[p][criterion])
+    per_task = select_per_task(allscores, TASK_SCORE)
+    for task, pick in per_task.items():
+        log.info("%s: %s (validation %s = %.4f)", task, pick["point"], pick["score"], pick["value"])
+    best = best_point(allscores, OVERALL_SCORE)
     sel = {"point": best, "params": parse_point(best), "val_scores": allscores[best], "all": allscores,
-           "criterion": f"min validation translation NLL ({criterion}: rna_to_atac + atac_to_rna)"}
+           "per_task": per_task, "criteria": {**{t: CRITERIA[s] for t, s in TASK_SCORE.items()},
+                                              "point": CRITERIA[OVERALL_SCORE]}}
     write_json(sel, out_json)
-    log.info("selected %s (%s = %.4f) among %d grid points", best, criterion, allscores[best][criterion],
-             len(allscores))
+    log.info("model-directory point %s (%s = %.4f) among %d grid points", best, OVERALL_SCORE,
+             allscores[best][OVERALL_SCORE], len(allscores))
     return sel
+
+
+def task_points(selected: dict) -> dict:
+    """{task: grid point} of a selected.json (one point for every task if it has no ``per_task``)."""
+    per_task = selected.get("per_task") or {}
+    return {task: per_task.get(task, {}).get("point", selected["point"]) for task in TASK_SCORE}
 
 
 def fitted_grid_point(model_dir, point: str, data: CoassayData, ridge_alphas, device=None, logger=None
@@ -331,25 +384,28 @@ def predict_polarbear(selected_json, model_dir, coassay_rna, coassay_atac, scena
     """
     log = _log(logger)
     torch.set_num_threads(max(1, int(threads)))
-    point = json.loads(Path(selected_json).read_text())["point"]
+    points = task_points(json.loads(Path(selected_json).read_text()))
     data = read_coassay(coassay_rna, coassay_atac, scenario)
-    model, info = fitted_grid_point(model_dir, point, data, ridge_alphas, logger=log)
     b_rna, b_atac = batch_onehot(data.rna.obs["batch"]), batch_onehot(data.atac.obs["batch"])
     test, rest = data.test, rest_rows(data)
-    mu_x = model.encode("rna", data.rna.X, b_rna)
-    mu_y = model.encode("atac", data.atac.X, b_atac)
+    r2a, info = fitted_grid_point(model_dir, points["rna_to_atac"], data, ridge_alphas, logger=log)
+    models = {points["rna_to_atac"]: r2a}
+    for pt in dict.fromkeys(points.values()):
+        if pt not in models:
+            models[pt] = load_grid_point(Path(model_dir) / "grid" / pt, data)
+    a2r, lat = models[points["atac_to_rna"]], models[points["latent"]]
+    log.info("grid points per task: %s", points)
     with timed(log, f"predict {test.size} test cells"):
-        rna_norm = model.predict_rna(None, None, b_rna[test], mu_y=mu_y[test])
-        atac_raw, atac_norm, d_hat = model.predict_atac(data.rna.X[test], None, b_atac[test], mu_x=mu_x[test])
+        rna_norm = a2r.predict_rna(data.atac.X[test], b_atac[test], b_rna[test])
+        atac_raw, atac_norm, d_hat = r2a.predict_atac(data.rna.X[test], b_rna[test], b_atac[test])
+        latent = lat.align(data.rna.X[test], b_rna[test], data.atac.X[test], b_atac[test])
     log.info("depth ridge: test corr(log d, predicted) %.3f", np.corrcoef(
-        np.log(model.vae("atac").size_covariate(data.atac.X[test])), np.log(d_hat))[0, 1] if test.size > 2 else np.nan)
+        np.log(r2a.vae("atac").size_covariate(data.atac.X[test])), np.log(d_hat))[0, 1] if test.size > 2 else np.nan)
     with timed(log, f"predict RNA of {rest.size} non-test cells"):
-        rest_rna = model.predict_rna(None, None, b_rna[rest], mu_y=mu_y[rest])
-    adatas = build_prediction_adatas(data, test, rna_norm, atac_raw, atac_norm,
-                                     latent_pairs(model, mu_x[test], mu_y[test]), method,
-                                     points=dict.fromkeys(("atac_to_rna", "rna_to_atac", "latent"), point),
+        rest_rna = a2r.predict_rna(data.atac.X[rest], b_atac[rest], b_rna[rest])
+    adatas = build_prediction_adatas(data, test, rna_norm, atac_raw, atac_norm, latent, method, points=points,
                                      rest_atac_to_rna=rest_rna)
     adatas["rna_to_atac"].obs["predicted_atac_depth_factor"] = d_hat
     adatas["rna_to_atac"].uns["depth_ridge_alpha"] = info["alpha"]
     write_predictions(adatas, outputs)
-    return {"point": point, "n_test": int(test.size), "n_rest": int(rest.size), "ridge_alpha": info["alpha"]}
+    return {"points": points, "n_test": int(test.size), "n_rest": int(rest.size), "ridge_alpha": info["alpha"]}
