@@ -46,7 +46,7 @@ from .fileutils import InputFormatError, timed, write_json
 from .grid import best_point, parse_point, select_per_task
 from .metrics import foscttm
 from .models.chromsplit import chrom_block_sizes
-from .models.polarbear import INFER_BATCH, PolarbearModel, latent_pairs, latent_posteriors, load_checked_vae
+from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
 from .models.vae import ATACVAE, RNAVAE, check_choice, features_digest, save_module
 from .predictions import CoassayData, build_prediction_adatas, load_coassay, rest_rows, write_predictions
