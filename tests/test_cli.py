@@ -231,36 +231,51 @@ def test_train_coassay_only_adds_random_split_when_missing(cli_model, tmp_path):
 
 @pytest.mark.e2e
 def test_cli_on_demo_outputs_reproduces_workflow_predictions(demo_workdir, tmp_path):
-    """On the demo run: the exported model (export rule, else exported here) translates the test
-    cells exactly like the workflow's predict_polarbear, and align reproduces its latent FOSCTTM."""
+    """On the demo run: the exported model of each task's selected grid point (the export rule's
+    model for its point, else exported here) translates the test cells exactly like the workflow's
+    predict_polarbear, and align reproduces its latent FOSCTTM."""
     from workflow_lib.metrics import foscttm
     from workflow_lib.export import export_polarbear
+    from workflow_lib.polarbear import task_points
 
     res = demo_workdir / "results"
     run = res / "models" / "full" / "random" / "polarbear"
-    model = run / "export"
     rna_p, atac_p = res / "processed" / "full" / "coassay_rna.h5ad", res / "processed" / "full" / "coassay_atac.h5ad"
-    if not (model / "model.json").is_file():
-        model = export_polarbear(run, rna_p, atac_p, "random", tmp_path / "export",
-                                 ridge_alphas=cli.TRAIN_DEFAULTS["ridge_alphas"], method="polarbear", variant="full")
+    points = task_points(json.loads((run / "selected.json").read_text()))
+
+    def model_of(point):
+        exported = run / "export"
+        if (exported / "model.json").is_file() and json.loads((exported / "model.json").read_text())["point"] == point:
+            return exported
+        out = tmp_path / f"export_{point}"
+        if not (out / "model.json").is_file():
+            export_polarbear(run, rna_p, atac_p, "random", out, ridge_alphas=cli.TRAIN_DEFAULTS["ridge_alphas"],
+                             method="polarbear", variant="full", point=point)
+        return out
+
     rna, atac = ad.read_h5ad(rna_p), ad.read_h5ad(atac_p)
     test = rna.obs["split_random"].astype(str).to_numpy() == "test"
     rna_in = _write(rna[test].copy(), tmp_path / "rna.h5ad")
     atac_in = _write(atac[test].copy(), tmp_path / "atac.h5ad")
-    assert cli.main(["-q", "translate", "--model", str(model), "--input", rna_in, "--output", str(tmp_path / "r2a.h5ad")]) == 0
-    assert cli.main(["-q", "translate", "--model", str(model), "--input", atac_in, "--output", str(tmp_path / "a2r.h5ad")]) == 0
+    assert cli.main(["-q", "translate", "--model", str(model_of(points["rna_to_atac"])), "--input", rna_in,
+                     "--output", str(tmp_path / "r2a.h5ad")]) == 0
+    assert cli.main(["-q", "translate", "--model", str(model_of(points["atac_to_rna"])), "--input", atac_in,
+                     "--output", str(tmp_path / "a2r.h5ad")]) == 0
     pred = res / "predictions" / "full" / "random" / "polarbear"
     r2a, ref_r2a = ad.read_h5ad(tmp_path / "r2a.h5ad"), ad.read_h5ad(pred / "rna_to_atac.h5ad")
     a2r, ref_a2r = ad.read_h5ad(tmp_path / "a2r.h5ad"), ad.read_h5ad(pred / "atac_to_rna.h5ad")
+    assert ref_r2a.uns["point"] == points["rna_to_atac"] and ref_a2r.uns["point"] == points["atac_to_rna"]
     assert list(r2a.var_names) == list(ref_r2a.var_names) and list(a2r.var_names) == list(ref_a2r.var_names)
     assert list(r2a.obs_names) == list(ref_r2a.obs_names)
     np.testing.assert_allclose(r2a.layers["norm"], ref_r2a.layers["norm"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(r2a.X, ref_r2a.X, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(a2r.X, ref_a2r.X, rtol=1e-4, atol=1e-6)
     out = tmp_path / "pairs.tsv"
-    assert cli.main(["-q", "align", "--model", str(model), "--rna", rna_in, "--atac", atac_in, "--output", str(out)]) == 0
+    assert cli.main(["-q", "align", "--model", str(model_of(points["latent"])), "--rna", rna_in, "--atac", atac_in,
+                     "--output", str(out)]) == 0
     summary = json.loads((tmp_path / "pairs.summary.json").read_text())
     lat = ad.read_h5ad(pred / "latent.h5ad")
+    assert lat.uns["point"] == points["latent"]
     expected = float(np.mean(foscttm(lat.obsm["rna_query"], lat.obsm["atac_reference"])))
     assert summary["foscttm_rna_query"] == pytest.approx(expected, abs=1e-4)
     expected = float(np.mean(foscttm(lat.obsm["atac_query"], lat.obsm["rna_reference"])))
