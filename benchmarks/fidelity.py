@@ -205,8 +205,10 @@ measured by them on seed 7 only; ATAC query 0.098 against 0.362). Neither grid p
 (beta 0: 0.240 / 0.143). Polarbear still beats polarbear_coassay there on every column (co-assay
 0.186 / 0.176), and its validation cell type is as hard (validation FOSCTTM 0.152 / 0.114 at beta 1,
 against 0.069-0.122 on the other seeds), which suggests that the held-out types of this simulation are further from
-the training types than seed 7's. Whether the authors' code also misses 0.139 on seed 13 was not
-measured.
+the training types than seed 7's. The other methods agree: on seed 13 BABEL reaches 0.292 / 0.301
+and kNN 0.199 / 0.172 (seed 7: 0.216 / 0.251 and 0.159 / 0.217), but the linear ridge baseline
+reaches 0.141 / 0.102, better than Polarbear's RNA query. Whether the authors' code also misses
+0.139 on seed 13 was not measured.
 """
 
 
