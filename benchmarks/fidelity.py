@@ -25,6 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from workflow_lib.data import batch_onehot
+from workflow_lib.metrics import foscttm
+from workflow_lib.polarbear import load_grid_point, read_coassay, task_points
+
 # Measured in issue 11 on the demo (seed 7, random split 704/235/235; unseen test Ex-L23-Rasgrf2):
 # the authors' code run with only API-compatibility edits (VAE stages capped at 80 epochs), and
 # our implementation as landed before this work.
@@ -123,8 +127,7 @@ def selected_rows(results: Path) -> list[str]:
     for path in sorted((results / "models").glob("*/*/polarbear*/selected.json")):
         sel = json.loads(path.read_text())
         run = run_name(path, results / "models")
-        per = sel.get("per_task") or {}
-        pick = {t: per.get(t, {}).get("point", sel["point"]) for t in ("latent", "atac_to_rna", "rna_to_atac")}
+        pick = task_points(sel)
         allp = ", ".join(f"{p} {v.get('foscttm', float('nan')):.3f}; {v['total']:.1f}"
                          for p, v in sorted(sel["all"].items()))
         lines.append(f"| {run} | {pick['latent']} | {pick['atac_to_rna']} / {pick['rna_to_atac']} | {allp} |")
@@ -134,17 +137,13 @@ def selected_rows(results: Path) -> list[str]:
 def grid_test_foscttm_rows(results: Path, variant: str = "full") -> list[str]:
     """Test-cell latent FOSCTTM of EVERY grid point (Table 3's definition), next to its validation
     FOSCTTM: how well validation selects on each split."""
-    from workflow_lib.data import batch_onehot
-    from workflow_lib.metrics import foscttm
-    from workflow_lib.polarbear import load_grid_point, read_coassay
-
     lines = ["| scenario | method | grid point | validation FOSCTTM (RNA / ATAC query) | "
              "test FOSCTTM (RNA / ATAC query) | latent pick |", "|---|---|---|---|---|---|"]
     proc = results / "processed" / variant
     for sel_path in sorted((results / "models" / variant).glob("*/polarbear*/selected.json")):
         scenario, method = sel_path.parts[-3], sel_path.parts[-2]
         sel = json.loads(sel_path.read_text())
-        pick = (sel.get("per_task") or {}).get("latent", {}).get("point", sel["point"])
+        pick = task_points(sel)["latent"]
         data = read_coassay(proc / "coassay_rna.h5ad", proc / "coassay_atac.h5ad", scenario)
         t = data.test
         for point, v in sorted(sel["all"].items()):

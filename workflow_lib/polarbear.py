@@ -314,12 +314,12 @@ def validation_foscttm(t_xy: LatentTranslator, t_yx: LatentTranslator, mu_x: np.
     """FOSCTTM of the validation cells as Table 3 scores it (encoder means): the RNA query
     t_xy(mu_x) against mu_y in the ATAC latent, the ATAC query t_yx(mu_y) against mu_x in the RNA
     latent, and ``foscttm``, their mean (the alignment task's selection score)."""
-    with torch.no_grad():
-        q_rna = t_xy.to(device)(torch.as_tensor(mu_x, dtype=torch.float32, device=device)).cpu().numpy()
-        q_atac = t_yx.to(device)(torch.as_tensor(mu_y, dtype=torch.float32, device=device)).cpu().numpy()
     if len(mu_x) < 2:
         nan = float("nan")
         return {"foscttm_rna_query": nan, "foscttm_atac_query": nan, "foscttm": nan}
+    with torch.no_grad():
+        q_rna = t_xy.to(device)(torch.as_tensor(mu_x, dtype=torch.float32, device=device)).cpu().numpy()
+        q_atac = t_yx.to(device)(torch.as_tensor(mu_y, dtype=torch.float32, device=device)).cpu().numpy()
     rq = float(foscttm(q_rna, mu_y).mean())
     aq = float(foscttm(q_atac, mu_x).mean())
     return {"foscttm_rna_query": rq, "foscttm_atac_query": aq, "foscttm": (rq + aq) / 2}
