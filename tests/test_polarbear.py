@@ -84,6 +84,14 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
             assert res["epochs_run"] >= 1
             cfg = json.loads((g / f"vae_{mod}.json").read_text())
             assert cfg["latent"] == pb.parse_point(point)["latent"]
+            if mod == "rna":  # the default input: log1p of counts scaled to the median training library
+                co = ad.read_h5ad(data["coassay_rna"])
+                lib = np.asarray(co.X[(co.obs["split_random"] == "train").to_numpy()].sum(1)).ravel()
+                if method == "polarbear":
+                    lib = np.r_[lib, np.asarray(ad.read_h5ad(data["single_rna"]).X.sum(1)).ravel()]
+                assert cfg["input_transform"] == pb.DEFAULTS["vae"]["rna_input"]
+                if cfg["input_transform"] == "log1p_norm":
+                    assert cfg["norm_target"] == pytest.approx(np.median(lib))
             assert torch.load(g / f"vae_{mod}.pt", weights_only=True)  # plain state_dict
             assert not (g / f"vae_{mod}.ckpt").exists()
         pb.train_translators(g / "vae_rna.pt", g / "vae_atac.pt", data["coassay_rna"], data["coassay_atac"],

@@ -258,7 +258,8 @@ _KWARGS_SCHEMAS = {
         "required": ["n_genes", "n_batches", "latent"],
         "properties": {**_COMMON_VAE_KWARGS,
                        "n_genes": {**_INT, "minimum": 1, "maximum": 1_000_000},
-                       "input_transform": {"enum": ["counts", "log1p"]},
+                       "input_transform": {"enum": ["counts", "log1p", "log1p_norm"]},
+                       "norm_target": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
                        "decoder_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
     },
     "workflow_lib.models.vae.ATACVAE": {

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 import torch
 
 from .data import SparseCellLoader, batch_onehot
-from .sparse import as_csr, binarize
+from .sparse import as_csr, binarize, row_sums
 from .fileutils import InputFormatError, timed, write_json
 from .grid import best_point, parse_point, select_per_task
 from .metrics import foscttm
@@ -150,6 +150,12 @@ def _training_matrix(modality, coassay_path, single_path, scenario, method):
     return co, X, batch_onehot(pd.Series(batch)), train, val
 
 
+def median_library_size(X, rows) -> float:
+    """Median total count of ``rows`` of the cells x genes CSR ``X`` (at least 1): the library size
+    ``rna_input: log1p_norm`` scales every cell to."""
+    return float(max(np.median(row_sums(X[rows])), 1.0))
+
+
 def _init_output_bias(model, X, rows, size):
     """Start the decoder output at the mean (depth-normalised) profile of the training cells.
 
@@ -188,9 +194,11 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     dropout = float(fit_params.get("dropout", 0.1))
     activation = str(fit_params.get("activation", "leaky_relu"))
     if modality == "rna":
+        rna_input = str(fit_params.get("rna_input", DEFAULTS["vae"]["rna_input"]))
+        extra = {"norm_target": median_library_size(X, train)} if rna_input == "log1p_norm" else {}
         model = RNAVAE(X.shape[1], onehot.shape[1], hp["latent"], dropout=dropout, activation=activation,
-                       input_transform=str(fit_params.get("rna_input", DEFAULTS["vae"]["rna_input"])),
-                       decoder_dropout=float(fit_params.get("rna_decoder_dropout", 0.0)), **meta)
+                       input_transform=rna_input, decoder_dropout=float(fit_params.get("rna_decoder_dropout", 0.0)),
+                       **extra, **meta)
     elif modality == "atac":
         chroms = chrom_block_sizes(co.var["chrom"].astype(str))
         depth_model = str(fit_params.get("atac_depth", "linear"))

@@ -79,3 +79,38 @@ def test_atac_hidden_rules_widths_and_reload(tmp_path):
     model.eval()
     back.eval()
     torch.testing.assert_close(back.encode(y, b)[0], model.encode(y, b)[0])
+
+
+def test_rna_encoder_inputs():
+    """counts as given; log1p(counts); log1p_norm: log1p of counts scaled to the library size
+    ``norm_target``, so a cell's input does not change when all its counts are multiplied (depth)."""
+    from workflow_lib.models.vae import RNAVAE
+
+    x = torch.tensor([[0.0, 1.0, 3.0, 6.0], [2.0, 0.0, 0.0, 0.0]])
+    b = torch.ones(2, 1)
+    inputs = {t: RNAVAE(4, 1, 2, input_transform=t, norm_target=5.0).encoder_input(x)
+              for t in ("counts", "log1p", "log1p_norm")}
+    torch.testing.assert_close(inputs["counts"], x)
+    torch.testing.assert_close(inputs["log1p"], torch.log1p(x))
+    torch.testing.assert_close(inputs["log1p_norm"], torch.log1p(x / x.sum(1, keepdim=True) * 5.0))
+    norm = RNAVAE(4, 1, 2, input_transform="log1p_norm", norm_target=5.0).eval()
+    torch.testing.assert_close(norm.encode(3 * x, b)[0], norm.encode(x, b)[0])
+    assert not torch.allclose(RNAVAE(4, 1, 2, input_transform="log1p").encoder_input(3 * x), inputs["log1p"])
+    with pytest.raises(ValueError, match="input_transform"):
+        RNAVAE(4, 1, 2, input_transform="cpm")
+    with pytest.raises(ValueError, match="norm_target"):
+        RNAVAE(4, 1, 2, input_transform="log1p_norm", norm_target=0)
+
+
+def test_log1p_norm_target_is_the_median_library_size_of_the_training_cells(tmp_path):
+    """pretrain_vae stores the median library size of the VAE's TRAINING cells (co-assay train +
+    single-assay) as ``norm_target`` in the model config, and a reload uses it."""
+    from workflow_lib.polarbear import median_library_size
+
+    X = sp.csr_matrix(np.array([[1, 0, 2], [4, 4, 4], [0, 0, 0], [9, 9, 9]], dtype=np.float32))
+    assert median_library_size(X, np.array([0, 1, 3])) == 12.0
+    assert median_library_size(X, np.array([2])) == 1.0   # never 0
+    from workflow_lib.models.vae import RNAVAE
+    m = RNAVAE(3, 1, 2, input_transform="log1p_norm", norm_target=12.0)
+    save_module(m, m.config(), tmp_path / "m.pt")
+    assert load_vae(tmp_path / "m.pt").norm_target == 12.0

@@ -58,7 +58,7 @@ from .distributions import (DEPTH_MODELS, bernoulli_depth_log_prob_logits, berno
                             depth_prob, kl_standard_normal, zinb_log_prob)
 
 ACTIVATIONS = ("leaky_relu", "relu")
-RNA_INPUTS = ("counts", "log1p")
+RNA_INPUTS = ("counts", "log1p", "log1p_norm")
 ATAC_INPUTS = ("binary", "idf")
 ATAC_DECODER_WIDTH = 22  # the authors' first ATAC decoder layer has 22 x latent units (fixed)
 
@@ -132,15 +132,19 @@ class RNAVAE(_VAEBase):
 
     def __init__(self, n_genes: int, n_batches: int, latent: int, hidden: int | None = None,
                  dropout: float = 0.1, input_transform: str = "counts", activation: str = "leaky_relu",
-                 decoder_dropout: float = 0.0, **meta):
+                 decoder_dropout: float = 0.0, norm_target: float = 1e4, **meta):
         super().__init__()
         check_choice("RNA input_transform", input_transform, RNA_INPUTS)
         hidden = hidden or hidden_width(n_genes + n_batches, latent)
         self._config = dict(kind=self.kind, n_genes=int(n_genes), n_batches=int(n_batches), latent=int(latent),
                             hidden=int(hidden), dropout=float(dropout), input_transform=input_transform,
-                            activation=activation, decoder_dropout=float(decoder_dropout), **meta)
+                            activation=activation, decoder_dropout=float(decoder_dropout),
+                            norm_target=float(norm_target), **meta)
         self.n_genes, self.n_batches, self.latent = n_genes, n_batches, latent
         self.input_transform = input_transform
+        if not norm_target > 0:
+            raise ValueError(f"RNA norm_target must be positive, got {norm_target}")
+        self.norm_target = float(norm_target)
         self.encoder = nn.Sequential(_block(n_genes + n_batches, hidden, dropout, activation),
                                      _block(hidden, hidden, dropout, activation))
         self.enc_mu = nn.Linear(hidden, latent)
@@ -153,10 +157,21 @@ class RNAVAE(_VAEBase):
         self.log_theta = nn.Parameter(torch.zeros(n_batches, n_genes))
 
     def encode(self, x, b):
-        h = self.encoder(torch.cat([torch.log1p(x) if self.input_transform == "log1p" else x, b], dim=-1))
+        h = self.encoder(torch.cat([self.encoder_input(x), b], dim=-1))
         # variance exp(h) + 1e-4 (h clipped at 15), as the authors' RNA encoder
         logvar = torch.logaddexp(self.enc_logvar(h).clamp(max=15.0), torch.tensor(math.log(1e-4), device=h.device))
         return self.enc_mu(h), logvar
+
+    def encoder_input(self, x):
+        """What the encoder reads: counts, log1p(counts), or (``log1p_norm``) log1p of the counts
+        scaled to a library size of ``norm_target`` (the workflow sets it to the median library
+        size of the training cells, as scanpy's ``normalize_total``; the decoder is given each
+        cell's library size, so the latent need not carry it)."""
+        if self.input_transform == "log1p":
+            return torch.log1p(x)
+        if self.input_transform == "log1p_norm":
+            return torch.log1p(x * (self.norm_target / x.sum(-1, keepdim=True).clamp(min=1.0)))
+        return x
 
     def decode(self, z, b):
         """(scale rows summing to 1, zero-inflation logits, theta)."""
