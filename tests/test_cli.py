@@ -80,7 +80,13 @@ def test_translate_matches_workflow_predictions(cli_model, tmp_path):
     f = cli_model["files"]
     mdir = cli_model["model"].parent / "model.work" / "polarbear"
     outs = [tmp_path / f"{k}.h5ad" for k in ("a2r", "r2a", "lat", "a2r_rest")]
-    pb.predict_polarbear(mdir / "selected.json", mdir, f["coassay_rna"], f["coassay_atac"], "random",
+    # the workflow predicts each task with its own pick; the export holds one point: make every
+    # task use that point so both sides run the same modules
+    sel = json.loads((mdir / "selected.json").read_text())
+    sel["per_task"] = {task: dict(pick, point=sel["point"], params=sel["params"])
+                       for task, pick in sel["per_task"].items()}
+    (tmp_path / "selected.json").write_text(json.dumps(sel))
+    pb.predict_polarbear(tmp_path / "selected.json", mdir, f["coassay_rna"], f["coassay_atac"], "random",
                          "polarbear", cli.TRAIN_DEFAULTS["ridge_alphas"], dict(zip(PREDICTION_NAMES, outs)))
     model = PolarbearModel.load(cli_model["model"])
     test = cli_model["test"]

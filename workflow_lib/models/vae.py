@@ -5,7 +5,9 @@ Defaults follow the paper and, where it is silent, the authors' TensorFlow code
 saved in the model config, so a model is always rebuilt as it was trained.
 
 RNA VAE (:class:`RNAVAE`)
-    input  : raw counts x (``input_transform="counts"``; ``"log1p"`` is our earlier choice),
+    input  : raw counts x (``input_transform="counts"``, the authors'), log1p(x) (``"log1p"``)
+             or log1p of x scaled to ``norm_target`` counts per cell (``"log1p_norm"``; the
+             workflow sets norm_target to the median library size of the VAE's training cells),
              concatenated with the batch one-hot b.
     encoder: 2 x (Linear - LayerNorm - LeakyReLU(0.2) - Dropout), width
              ``int(sqrt((n_genes + n_batches) * latent) / 2)`` -> mean and variance of z_x
