@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity import COLUMNS, LOWER_IS_BETTER, REFERENCE, polarbear_rows  # noqa: E402
+from fidelity import COLUMNS, REFERENCE, in_bar, polarbear_rows, reaches  # noqa: E402
+
 
 def parse_arm(text: str) -> tuple[str, str, Path]:
     try:
@@ -46,9 +46,8 @@ def ablation_lines(arms: list[tuple[str, str, Path]]) -> list[str]:
                 if (split, c) not in r:
                     cells.append("")
                     continue
-                v, ref = r[(split, c)], authors.get((split, c))
-                miss = ref is not None and (v > ref if c in LOWER_IS_BETTER else v < ref) and \
-                    not (split == "unseen" and c == "peak AUROC")
+                v = r[(split, c)]
+                miss = in_bar(split, c) and not reaches(split, c, v)
                 cells.append(f"**{v:.3f}**" if miss else f"{v:.3f}")
             lines.append(f"| {lab} | {s} | " + " | ".join(cells) + " |")
         lines.append("")
