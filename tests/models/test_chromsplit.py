@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_lib.models.chromsplit import BlockLayerNorm, ChromSplitLinear, chrom_block_sizes, proportional_sizes
+from workflow_lib.models import vae as vae_module
+from workflow_lib.models.chromsplit import (BlockLayerNorm, ChromSplitLinear, _BlockDiagonalProduct, chrom_block_sizes,
+                                            proportional_sizes)
 
 
 def test_chrom_block_sizes_run_lengths():
@@ -68,3 +70,175 @@ def test_block_layer_norm_normalises_each_block_alone(sizes):
     x2 = x.clone()
     x2[:, :sizes[0]] += 10.0
     torch.testing.assert_close(ln(x2), ln(x), atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fused implementations (one autograd node per layer, flat block weights) against plain
+# autograd references: the per-block products and per-block F.layer_norm the layers replaced.
+
+class _RefChromSplitLinear(torch.nn.Module):
+    """The earlier implementation: one parameter per block, split -> products -> cat."""
+
+    def __init__(self, in_sizes, out_sizes):
+        super().__init__()
+        self.in_sizes = list(in_sizes)
+        self.weights = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(o, i)) for i, o in zip(in_sizes, out_sizes)])
+        self.bias = torch.nn.Parameter(torch.randn(sum(out_sizes)))
+
+    @classmethod
+    def like(cls, layer: ChromSplitLinear):
+        ref = cls(layer.in_sizes, layer.out_sizes)
+        ref.load_state_dict(layer.state_dict())
+        return ref
+
+    def forward(self, x):
+        parts = torch.split(x, self.in_sizes, dim=-1)
+        return torch.cat([p @ w.t() for p, w in zip(parts, self.weights)], dim=-1) + self.bias
+
+
+def _ref_block_layer_norm(ln, x):
+    h = torch.cat([torch.nn.functional.layer_norm(p, (p.shape[-1],), eps=ln.eps)
+                   for p in torch.split(x, ln.sizes, -1)], -1)
+    return h * ln.weight + ln.bias
+
+
+class _RefBlockLayerNorm(torch.nn.Module):
+    def __init__(self, sizes, eps=1e-5):
+        super().__init__()
+        self.sizes, self.eps = list(sizes), eps
+        self.weight = torch.nn.Parameter(torch.ones(sum(sizes)))
+        self.bias = torch.nn.Parameter(torch.zeros(sum(sizes)))
+
+    def forward(self, x):
+        return _ref_block_layer_norm(self, x)
+
+
+@pytest.mark.parametrize("lead", [(7,), (2, 5)])
+def test_fused_chrom_split_linear_matches_per_block_autograd(lead):
+    torch.manual_seed(3)
+    ins, outs = [40, 3, 17, 1], [6, 2, 9, 1]
+    layer = ChromSplitLinear(ins, outs)
+    ref = _RefChromSplitLinear.like(layer)
+    x = torch.randn(*lead, sum(ins), requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y, y_ref = layer(x), ref(x_ref)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
+    for w_grad, w_ref in zip(layer.weight.grad.split([i * o for i, o in zip(ins, outs)]), ref.weights):
+        torch.testing.assert_close(w_grad.view_as(w_ref), w_ref.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer.bias.grad, ref.bias.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_layers_pass_gradcheck_in_float64():
+    torch.manual_seed(4)
+    layer = ChromSplitLinear([4, 2, 3], [2, 3, 1]).double()
+    x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w, b: _BlockDiagonalProduct.apply(a, w, b, layer._layout),
+                                    (x, layer.weight, layer.bias))
+    ln = BlockLayerNorm([4, 2, 5]).double()
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 11, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ln, (x,))
+
+
+def test_frozen_layer_and_data_input_get_no_gradient():
+    layer = ChromSplitLinear([3, 2], [2, 2]).requires_grad_(False)
+    x = torch.randn(4, 5, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and layer.weight.grad is None and layer.bias.grad is None
+    layer.requires_grad_(True)
+    layer(torch.randn(4, 5)).sum().backward()  # data input: only the layer's own gradients
+    assert layer.weight.grad is not None and layer.bias.grad is not None
+
+
+@pytest.mark.parametrize("sizes", [[5, 7, 3, 1], [4, 4]])
+def test_fused_block_layer_norm_matches_per_block_autograd(sizes):
+    torch.manual_seed(5)
+    ln = BlockLayerNorm(sizes)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-1, 1)
+    x = (torch.randn(2, 6, sum(sizes)) * 3 + 1).requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y = ln(x)
+    y_ref = _ref_block_layer_norm(ln, x_ref)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y)
+    (w_grad, b_grad) = torch.autograd.grad(y, (ln.weight, ln.bias), g, retain_graph=True)
+    (w_grad_ref, b_grad_ref) = torch.autograd.grad(y_ref, (ln.weight, ln.bias), g, retain_graph=True)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w_grad, w_grad_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b_grad, b_grad_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_state_dict_keeps_one_entry_per_block_and_loads_strictly():
+    layer = ChromSplitLinear([3, 2], [4, 1])
+    sd = layer.state_dict()
+    assert list(sd) == ["weights.0", "weights.1", "bias"]
+    assert sd["weights.0"].shape == (4, 3) and sd["weights.1"].shape == (1, 2)
+    other = ChromSplitLinear([3, 2], [4, 1])
+    other.load_state_dict(sd)
+    torch.testing.assert_close(other.to_dense_weight(), layer.to_dense_weight())
+    torch.testing.assert_close(other.bias, layer.bias)
+    # nested in a model, with the per-block keys a model saved by the earlier implementation has
+    net = torch.nn.Sequential(torch.nn.Linear(2, 5), ChromSplitLinear([3, 2], [4, 1]))
+    net.load_state_dict({"0.weight": torch.zeros(5, 2), "0.bias": torch.zeros(5),
+                         **{f"1.{k}": v for k, v in sd.items()}})
+    torch.testing.assert_close(net[1].weights[0], sd["weights.0"])
+    with pytest.raises(RuntimeError, match="Missing key.*weights.1"):
+        other.load_state_dict({"weights.0": sd["weights.0"], "bias": sd["bias"]})
+    with pytest.raises(RuntimeError, match="Unexpected key.*weights.2"):
+        other.load_state_dict({**sd, "weights.2": torch.zeros(1, 1)})
+    with pytest.raises(RuntimeError, match="size mismatch for weights.1"):
+        other.load_state_dict({**sd, "weights.1": torch.zeros(2, 2)})
+
+
+@pytest.mark.parametrize("depth_model", ["linear", "complement"])
+def test_atac_vae_loss_and_gradients_match_the_per_block_implementation(monkeypatch, depth_model):
+    """The whole ATAC VAE (5 block-diagonal layers, 5 block LayerNorms) gives the same loss and
+    gradients as the same weights in a model built from the per-block reference layers. In
+    float64, so that a difference is one of the mathematics, not of float32 summation order
+    (in float32 the largest gradient difference is ~3e-5 relative)."""
+    chroms = [30, 7, 12, 1, 5]
+    torch.manual_seed(6)
+    fused = vae_module.ATACVAE(sum(chroms), 2, 4, chroms, depth_ref=8.0, depth_model=depth_model, dropout=0.0)
+    with torch.no_grad():  # non-trivial LayerNorm affines
+        for name, p in fused.named_parameters():
+            if name.endswith("1.weight") and p.dim() == 1:
+                p.uniform_(0.5, 1.5)
+    monkeypatch.setattr(vae_module, "ChromSplitLinear", _RefChromSplitLinear)
+    monkeypatch.setattr(vae_module, "BlockLayerNorm", _RefBlockLayerNorm)
+    ref = vae_module.ATACVAE(sum(chroms), 2, 4, chroms, depth_ref=8.0, depth_model=depth_model, dropout=0.0)
+    ref.load_state_dict(fused.state_dict())
+    fused, ref = fused.double(), ref.double()
+    y = (torch.rand(9, sum(chroms)) < 0.3).double()
+    b = torch.eye(2, dtype=torch.float64)[torch.arange(9) % 2]
+    size = y.sum(1) / 8.0
+    losses = []
+    for model in (fused, ref):
+        model.eval()  # z = mean: both see the same latent
+        nll, kl = model.loss_terms(y, b, size)
+        loss = (nll + kl).mean()
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-10, rtol=1e-10)
+    ref_grads = {k: p.grad for k, p in ref.named_parameters()}
+    split_layers = {name: m for name, m in fused.named_modules() if isinstance(m, ChromSplitLinear)}
+    n_checked = 0
+    for name, p in fused.named_parameters():
+        layer_name, _, leaf = name.rpartition(".")
+        if leaf == "weight" and layer_name in split_layers:  # flat weight: compare block by block
+            for k, w in enumerate(split_layers[layer_name].weights):
+                g = p.grad.split([v.numel() for v in split_layers[layer_name].weights])[k]
+                torch.testing.assert_close(g.view_as(w), ref_grads[f"{layer_name}.weights.{k}"], atol=1e-10, rtol=1e-10)
+                n_checked += 1
+        else:
+            torch.testing.assert_close(p.grad, ref_grads[name], atol=1e-10, rtol=1e-10)
+            n_checked += 1
+    assert n_checked == len(ref_grads)

@@ -50,8 +50,58 @@ def proportional_sizes(total: int, in_sizes: Sequence[int]) -> list[int]:
     return (base + 1).tolist()
 
 
+class _BlockDiagonalProduct(torch.autograd.Function):
+    """``x @ block_diag(W_1, ..., W_n).T + bias`` with all block weights in one flat tensor.
+
+    One autograd node for the whole layer: the forward and backward loop over the blocks inside
+    one call (3 small products per block), instead of a split, n products, n transposes and a
+    concatenation recorded one by one. ``layout`` holds, per block, (input offset, input size,
+    output offset, output size, offset of the block's (out, in) matrix in the flat weight).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layout):
+        in_sizes, out_sizes, w_sizes = layout
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])
+        out = torch.cat([torch.mm(xk, wk.view(o, -1).t()) for xk, wk, o in
+                         zip(x2.split(in_sizes, 1), weight.split(w_sizes), out_sizes)], dim=1)
+        if bias is not None:
+            out += bias
+        ctx.layout = layout
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x2, weight)
+        return out.reshape(*lead, out.shape[-1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x2, weight = ctx.saved_tensors
+        in_sizes, out_sizes, w_sizes = ctx.layout
+        g = grad_out.reshape(-1, grad_out.shape[-1])
+        gs = g.split(out_sizes, 1)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.cat([torch.mm(gk, wk.view(o, -1)) for gk, wk, o in
+                                zip(gs, weight.split(w_sizes), out_sizes)], dim=1)
+            grad_x = grad_x.reshape(grad_out.shape[:-1] + (-1,))
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.empty_like(weight)
+            for gk, xk, dst, o in zip(gs, x2.split(in_sizes, 1), grad_w.split(w_sizes), out_sizes):
+                torch.mm(gk.t(), xk, out=dst.view(o, -1))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b, None
+
+
 class ChromSplitLinear(nn.Module):
-    """Linear layer whose input block i connects only to output block i (one weight per block)."""
+    """Linear layer whose input block i connects only to output block i (one weight per block).
+
+    The block matrices live in one flat parameter (one tensor for the optimiser, one autograd
+    node per layer; see :class:`_BlockDiagonalProduct`). ``weights`` gives them as (out, in)
+    views, and the state dict keeps one entry per block (``weights.0``, ``weights.1``, ...,
+    ``bias``), so saved models do not depend on this storage.
+    """
 
     def __init__(self, in_sizes: Sequence[int], out_sizes: Sequence[int], bias: bool = True):
         super().__init__()
@@ -63,35 +113,93 @@ class ChromSplitLinear(nn.Module):
         self.out_sizes = [int(s) for s in out_sizes]
         self.in_features = sum(self.in_sizes)
         self.out_features = sum(self.out_sizes)
-        self.weights = nn.ParameterList(
-            [nn.Parameter(torch.empty(o, i)) for i, o in zip(self.in_sizes, self.out_sizes)]
-        )
+        self._layout = (tuple(self.in_sizes), tuple(self.out_sizes),
+                        tuple(i * o for i, o in zip(self.in_sizes, self.out_sizes)))
+        self.weight = nn.Parameter(torch.empty(sum(self._layout[2])))
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self.reset_parameters()
 
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """The (out, in) matrix of each block: views of the flat ``weight`` (in-place init works)."""
+        return [w.view(o, i) for w, i, o in zip(self.weight.split(self._layout[2]), self.in_sizes, self.out_sizes)]
+
     def reset_parameters(self) -> None:
         # same scheme as nn.Linear, with the fan-in of each block
-        offs = np.r_[0, np.cumsum(self.out_sizes)]
-        for k, w in enumerate(self.weights):
+        biases = self.bias.split(self.out_sizes) if self.bias is not None else [None] * len(self.out_sizes)
+        for w, b in zip(self.weights, biases):
             nn.init.kaiming_uniform_(w, a=math.sqrt(5))
-            if self.bias is not None:
-                bound = 1.0 / math.sqrt(w.shape[1])
+            if b is not None:
                 with torch.no_grad():
-                    self.bias[offs[k]:offs[k + 1]].uniform_(-bound, bound)
+                    b.uniform_(-1.0 / math.sqrt(w.shape[1]), 1.0 / math.sqrt(w.shape[1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(x, self.in_sizes, dim=-1)
-        out = torch.cat([p @ w.t() for p, w in zip(parts, self.weights)], dim=-1)
+        return _BlockDiagonalProduct.apply(x, self.weight, self.bias, self._layout)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        for k, w in enumerate(self.weights):
+            destination[f"{prefix}weights.{k}"] = w if keep_vars else w.detach()
         if self.bias is not None:
-            out = out + self.bias
-        return out
+            destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        targets = {f"{prefix}weights.{k}": w for k, w in enumerate(self.weights)}
+        if self.bias is not None:
+            targets[prefix + "bias"] = self.bias
+        for key, dst in targets.items():
+            if key not in state_dict:
+                missing_keys.append(key)
+                continue
+            src = state_dict[key]
+            if tuple(src.shape) != tuple(dst.shape):
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(src.shape)}, "
+                                  f"the shape in the current model is {tuple(dst.shape)}.")
+                continue
+            with torch.no_grad():
+                dst.copy_(src)
+        if strict:
+            unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in targets)
 
     def to_dense_weight(self) -> torch.Tensor:
         """The equivalent dense (out_features, in_features) block-diagonal weight (for tests/inspection)."""
-        return torch.block_diag(*[w for w in self.weights])
+        return torch.block_diag(*self.weights)
 
     def extra_repr(self) -> str:
         return f"blocks={len(self.in_sizes)}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class _BlockLayerNormFunction(torch.autograd.Function):
+    """Per-block layer normalisation (no affine part) of the last dimension, one autograd node.
+
+    Block statistics are segment sums over the block index ``block`` (``index_add``) and are
+    spread back with ``index_select``; the backward is the closed form of layer norm's gradient,
+    dx = rstd * (g - mean_block(g) - xhat * mean_block(g * xhat)).
+    """
+
+    @staticmethod
+    def forward(ctx, x, block, count, eps):
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        seg = x2.new_zeros(x2.shape[0], count.shape[0])
+        mean = seg.index_add(1, block, x2).div_(count)
+        xc = x2 - mean.index_select(1, block)
+        var = seg.index_add_(1, block, xc * xc).div_(count)  # seg reused: mean no longer needed
+        rstd = var.add_(eps).rsqrt_().index_select(1, block)
+        xhat = xc.mul_(rstd)
+        ctx.save_for_backward(xhat, rstd, block, count)
+        return xhat.reshape(shape)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        xhat, rstd, block, count = ctx.saved_tensors
+        g = grad.reshape(xhat.shape)
+        seg = g.new_zeros(g.shape[0], count.shape[0])
+        mean_g = seg.index_add(1, block, g).div_(count).index_select(1, block)
+        mean_gx = seg.zero_().index_add_(1, block, g * xhat).div_(count).index_select(1, block)
+        dx = (g - mean_g).sub_(xhat * mean_gx).mul_(rstd)
+        return dx.reshape(grad.shape), None, None, None
 
 
 class BlockLayerNorm(nn.Module):
@@ -118,14 +226,9 @@ class BlockLayerNorm(nn.Module):
             k = self.sizes[0]
             h = x.reshape(*x.shape[:-1], len(self.sizes), k)
             h = torch.nn.functional.layer_norm(h, (k,), eps=self.eps).reshape(x.shape)
-        else:  # per-block mean and (biased) variance by segment sums: a few kernels, no loop
-            x2 = x.reshape(-1, x.shape[-1])
-            seg = x2.new_zeros(x2.shape[0], len(self.sizes))
-            mean = seg.index_add(1, self._block, x2) / self._count
-            d = x2 - mean[:, self._block]
-            var = seg.index_add(1, self._block, d * d) / self._count
-            h = (d * torch.rsqrt(var[:, self._block] + self.eps)).reshape(x.shape)
-        return h * self.weight + self.bias
+        else:
+            h = _BlockLayerNormFunction.apply(x, self._block, self._count.to(x.dtype), self.eps)
+        return torch.addcmul(self.bias, h, self.weight)
 
     def extra_repr(self) -> str:
         return f"blocks={len(self.sizes)}, features={sum(self.sizes)}"
