@@ -1,6 +1,8 @@
 """Training loop (workflow_lib.train): KL warm-up, resumed training equals uninterrupted training,
 why training stopped, and the optional extras used by BABEL."""
 
+import logging
+
 import pytest
 import torch
 
@@ -52,6 +54,34 @@ def test_resume_equals_uninterrupted(tmp_path):
     r3 = fit(m3, loss, SparseCellLoader(X, rows[:48], 16, True, 1, cov),
              SparseCellLoader(X, rows[48:], 16, False, 1, cov), cfg2, tmp_path / "k.ckpt")
     assert r3["epochs_run"] == 2
+
+
+def test_checkpoint_with_another_parameter_layout_starts_over(tmp_path, caplog):
+    """A checkpoint of the same configuration whose optimizer state does not fit this model's
+    parameters (written before a change of parameter layout, e.g. the chromosome-split layers'
+    one flat weight) is not resumed: training starts over and equals a run without it."""
+    cfg = FitConfig(batch_size=16, learning_rate=5e-3, max_epochs=2, patience=100, seed=1)
+    loss = vae_loss_fn(1.0, 0)
+
+    log = logging.getLogger("test_train.layout")  # propagates to caplog whatever configured "polarbear"
+
+    def run(ckpt):
+        model, X, cov, rows = rna_vae_setup(seed=5)
+        return model, fit(model, loss, SparseCellLoader(X, rows[:48], 16, True, 1, cov),
+                          SparseCellLoader(X, rows[48:], 16, False, 1, cov), cfg, ckpt, logger=log)
+
+    ref_model, ref = run(tmp_path / "ref.ckpt")
+    st = torch.load(tmp_path / "ref.ckpt", weights_only=True)
+    st["done"] = False
+    groups = st["optimizer"]["param_groups"]
+    groups[0]["params"] = groups[0]["params"][:-1]  # one parameter fewer than the model has
+    torch.save(st, tmp_path / "old.ckpt")
+    with caplog.at_level("INFO", logger=log.name):
+        model, res = run(tmp_path / "old.ckpt")
+    assert "does not fit this model's parameters" in caplog.text and "resumed" not in caplog.text
+    assert res["history"] == ref["history"]
+    for (k, a), (_, b) in zip(ref_model.state_dict().items(), model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
 
 
 def test_fit_records_why_it_stopped_and_waits_for_min_steps(tmp_path):

@@ -159,6 +159,20 @@ def evaluate_loss(model, loss_fn, loader, epoch) -> float:
     return total / max(n, 1)
 
 
+def _load_resume_state(model, opt, st: dict, initial_state: dict, log, ckpt) -> bool:
+    """Load a checkpoint's model and optimizer state; False (model back at ``initial_state``) when
+    they do not fit this model, e.g. a checkpoint written before a change of parameter layout."""
+    try:
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        return True
+    except (RuntimeError, ValueError, KeyError) as e:
+        model.load_state_dict(initial_state)  # copies into the existing tensors, on their device
+        log.info("checkpoint %s does not fit this model's parameters (%s): starting over", ckpt,
+                 str(e).splitlines()[0][:200])
+        return False
+
+
 def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_path, logger=None,
         params=None, fingerprint=None, val_fn=None) -> dict:
     """Train ``model`` with Adam and early stopping on the validation loss.
@@ -210,9 +224,9 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
         except Exception as e:  # a corrupt checkpoint cannot be resumed: start over
             log.warning("ignoring unreadable checkpoint %s (%s)", ckpt, e)
             st = None
-        if st is not None and st.get("key") == key:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
+        if st is not None and st.get("key") != key:
+            log.info("checkpoint %s was written for another configuration: starting over", ckpt)
+        elif st is not None and _load_resume_state(model, opt, st, best_state, log, ckpt):
             start_epoch = st["epoch"] + 1
             best_val, best_epoch, bad = st["best_val"], st["best_epoch"], st["bad"]
             best_state, history, done = st["best_state"], st["history"], st["done"]
@@ -224,8 +238,6 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
             _set_rng_state(st["rng"])
             log.info("resumed from checkpoint %s at epoch %d (best val %.4f @ %d)", ckpt, start_epoch,
                      best_val, best_epoch)
-        elif st is not None:
-            log.info("checkpoint %s was written for another configuration: starting over", ckpt)
 
     epoch = start_epoch
     while not done and epoch < cfg.max_epochs:
