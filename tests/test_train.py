@@ -29,7 +29,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     cfg = FitConfig(batch_size=16, learning_rate=5e-3, max_epochs=6, patience=100, seed=1, kl_warmup_epochs=3)
     loss = vae_loss_fn(1.0, cfg.kl_warmup_epochs)
 
-    def run(ckpt, kill_at=None):
+    def run(ckpt, kill_at=None, every=0):
         model, X, cov, rows = rna_vae_setup(seed=5, dropout=0.2)
         tl = SparseCellLoader(X, rows[:48], 16, True, 1, cov)
         vl = SparseCellLoader(X, rows[48:], 16, False, 1, cov)
@@ -38,9 +38,16 @@ def test_resume_equals_uninterrupted(tmp_path):
             if kill_at is not None and e == kill_at:
                 raise Boom()
             return loss(m, b, e)
-        return model, fit(model, lf, tl, vl, cfg, ckpt)
+        return model, fit(model, lf, tl, vl, cfg, ckpt, checkpoint_every=every)
 
     ref_model, ref = run(tmp_path / "ref.ckpt")
+    # checkpoints at most every `checkpoint_every` seconds: none within the first hour, one at the end
+    with pytest.raises(Boom):
+        run(tmp_path / "hourly.ckpt", kill_at=3, every=3600)
+    assert not (tmp_path / "hourly.ckpt").exists()
+    run(tmp_path / "hourly.ckpt", every=3600)
+    st = torch.load(tmp_path / "hourly.ckpt", weights_only=True)
+    assert st["done"] and st["epoch"] == cfg.max_epochs - 1
     with pytest.raises(Boom):
         run(tmp_path / "k.ckpt", kill_at=3)
     assert (tmp_path / "k.ckpt").exists()
@@ -230,7 +237,7 @@ def test_resume_with_scheduler_and_clipping_equals_uninterrupted(tmp_path):
             return _line_loss(m, b, e)
         def val(m, b, e):  # noisy, improving only now and then: the scheduler acts
             return torch.tensor([1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.9, 0.99][e])
-        return model, fit(model, lf, _line_batches(), _line_batches(2), cfg, ckpt, val_fn=val)
+        return model, fit(model, lf, _line_batches(), _line_batches(2), cfg, ckpt, val_fn=val, checkpoint_every=0)
 
     ref_model, ref = run(tmp_path / "ref.ckpt")
     assert len({h["lr"] for h in ref["history"]}) > 2        # the scheduler did act

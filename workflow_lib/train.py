@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -138,6 +139,11 @@ def _set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+# seconds between training checkpoints: writing one after every epoch cost ~6% of a demo ATAC
+# VAE's training (13 MB, ~28 ms, per 44-step epoch); a killed job loses at most this much work
+CHECKPOINT_EVERY_S = 30.0
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -174,7 +180,7 @@ def _load_resume_state(model, opt, st: dict, initial_state: dict, log, ckpt) -> 
 
 
 def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_path, logger=None,
-        params=None, fingerprint=None, val_fn=None) -> dict:
+        params=None, fingerprint=None, val_fn=None, checkpoint_every: float = CHECKPOINT_EVERY_S) -> dict:
     """Train ``model`` with Adam and early stopping on the validation loss.
 
     ``loss_fn(model, batch, epoch)`` returns the scalar mean loss of a batch; it is called in
@@ -189,7 +195,8 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
     ``stop_reason`` "early_stopping" (``converged`` True) or "epoch_cap" (a warning is logged:
     training stopped at ``max_epochs`` before the patience ran out, i.e. has not converged).
     A checkpoint (model, optimizer, epoch, best weights, history, RNG states) is written atomically
-    after every epoch to ``checkpoint_path``; if it exists and was written for the same ``cfg``
+    to ``checkpoint_path`` after an epoch when ``checkpoint_every`` seconds have passed since the
+    last one (0: after every epoch) and after the last epoch; if it exists and was written for the same ``cfg``
     (and ``fingerprint``, any JSON-able description of data/model), training resumes from it and
     gives the same result as an uninterrupted run. At the end the best weights are restored.
     Returns ``dict(best_epoch, best_val_loss, history, epochs_run, steps, stop_reason, converged,
@@ -240,6 +247,7 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
                      best_val, best_epoch)
 
     epoch = start_epoch
+    last_save = time.monotonic()
     while not done and epoch < cfg.max_epochs:
         model.train()
         if hasattr(train_loader, "set_epoch"):
@@ -289,7 +297,8 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
                         "(best epoch %d, %d epochs without improvement, patience %d)",
                         cfg.max_epochs, steps, best_epoch, bad, cfg.patience)
             done = True
-        if ckpt is not None:
+        if ckpt is not None and (done or time.monotonic() - last_save >= checkpoint_every):
+            last_save = time.monotonic()
             _save_checkpoint(ckpt, {
                 "key": key, "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                 "best_val": best_val, "best_epoch": best_epoch, "bad": bad, "best_state": best_state,
