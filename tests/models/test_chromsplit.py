@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from workflow_lib.models import vae as vae_module
+from workflow_lib.models import chromsplit
 from workflow_lib.models.chromsplit import (BlockLayerNorm, ChromSplitLinear, _BlockDiagonalProduct, chrom_block_sizes,
                                             proportional_sizes)
 
@@ -73,11 +74,16 @@ def test_block_layer_norm_normalises_each_block_alone(sizes):
 
 
 # ----------------------------------------------------------------------------------------------
-# The fused implementations (one autograd node per layer, flat block weights) against plain
+# The fused implementations (one autograd node per layer) against plain
 # autograd references: the per-block products and per-block F.layer_norm the layers replaced.
 
+def block_grads(layer):
+    """Each block's weight gradient, as (out, in) views of the chunk gradients."""
+    return chromsplit._block_views([w.grad for w in layer.weight_chunks], layer._layout)
+
+
 class _RefChromSplitLinear(torch.nn.Module):
-    """The earlier implementation: one parameter per block, split -> products -> cat."""
+    """The earlier implementation: split -> one product per block -> cat, recorded by autograd."""
 
     def __init__(self, in_sizes, out_sizes):
         super().__init__()
@@ -127,8 +133,8 @@ def test_fused_chrom_split_linear_matches_per_block_autograd(lead):
     y.backward(g)
     y_ref.backward(g)
     torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
-    for w_grad, w_ref in zip(layer.weight.grad.split([i * o for i, o in zip(ins, outs)]), ref.weights):
-        torch.testing.assert_close(w_grad.view_as(w_ref), w_ref.grad, atol=1e-5, rtol=1e-5)
+    for g, w_ref in zip(block_grads(layer), ref.weights):
+        torch.testing.assert_close(g, w_ref.grad, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(layer.bias.grad, ref.bias.grad, atol=1e-5, rtol=1e-5)
 
 
@@ -136,8 +142,8 @@ def test_fused_layers_pass_gradcheck_in_float64():
     torch.manual_seed(4)
     layer = ChromSplitLinear([4, 2, 3], [2, 3, 1]).double()
     x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, w, b: _BlockDiagonalProduct.apply(a, w, b, layer._layout),
-                                    (x, layer.weight, layer.bias))
+    assert torch.autograd.gradcheck(lambda a, b, *w: _BlockDiagonalProduct.apply(a, layer._layout, b, *w),
+                                    (x, layer.bias, *layer.weight_chunks))
     ln = BlockLayerNorm([4, 2, 5]).double()
     with torch.no_grad():
         ln.weight.uniform_(0.5, 1.5)
@@ -149,10 +155,10 @@ def test_frozen_layer_and_data_input_get_no_gradient():
     layer = ChromSplitLinear([3, 2], [2, 2]).requires_grad_(False)
     x = torch.randn(4, 5, requires_grad=True)
     layer(x).sum().backward()
-    assert x.grad is not None and layer.weight.grad is None and layer.bias.grad is None
+    assert x.grad is not None and layer.bias.grad is None and all(w.grad is None for w in layer.weight_chunks)
     layer.requires_grad_(True)
     layer(torch.randn(4, 5)).sum().backward()  # data input: only the layer's own gradients
-    assert layer.weight.grad is not None and layer.bias.grad is not None
+    assert all(w.grad is not None for w in layer.weight_chunks) and layer.bias.grad is not None
 
 
 @pytest.mark.parametrize("sizes", [[5, 7, 3, 1], [4, 4]])
@@ -180,7 +186,7 @@ def test_fused_block_layer_norm_matches_per_block_autograd(sizes):
 def test_state_dict_keeps_one_entry_per_block_and_loads_strictly():
     layer = ChromSplitLinear([3, 2], [4, 1])
     sd = layer.state_dict()
-    assert list(sd) == ["weights.0", "weights.1", "bias"]
+    assert sorted(sd) == ["bias", "weights.0", "weights.1"]
     assert sd["weights.0"].shape == (4, 3) and sd["weights.1"].shape == (1, 2)
     other = ChromSplitLinear([3, 2], [4, 1])
     other.load_state_dict(sd)
@@ -229,16 +235,42 @@ def test_atac_vae_loss_and_gradients_match_the_per_block_implementation(monkeypa
         losses.append(loss)
     torch.testing.assert_close(losses[0], losses[1], atol=1e-10, rtol=1e-10)
     ref_grads = {k: p.grad for k, p in ref.named_parameters()}
-    split_layers = {name: m for name, m in fused.named_modules() if isinstance(m, ChromSplitLinear)}
-    n_checked = 0
-    for name, p in fused.named_parameters():
-        layer_name, _, leaf = name.rpartition(".")
-        if leaf == "weight" and layer_name in split_layers:  # flat weight: compare block by block
-            for k, w in enumerate(split_layers[layer_name].weights):
-                g = p.grad.split([v.numel() for v in split_layers[layer_name].weights])[k]
-                torch.testing.assert_close(g.view_as(w), ref_grads[f"{layer_name}.weights.{k}"], atol=1e-10, rtol=1e-10)
-                n_checked += 1
+    fused_grads = {}
+    for name, m in fused.named_modules():
+        prefix = name + "." if name else ""
+        if isinstance(m, ChromSplitLinear):
+            fused_grads.update({f"{prefix}weights.{k}": g for k, g in enumerate(block_grads(m))})
+            fused_grads[prefix + "bias"] = m.bias.grad
         else:
-            torch.testing.assert_close(p.grad, ref_grads[name], atol=1e-10, rtol=1e-10)
-            n_checked += 1
-    assert n_checked == len(ref_grads)
+            fused_grads.update({prefix + k: p.grad for k, p in m.named_parameters(recurse=False)})
+    assert fused_grads.keys() == ref_grads.keys()
+    for name, g in fused_grads.items():
+        torch.testing.assert_close(g, ref_grads[name], atol=1e-10, rtol=1e-10, msg=name)
+
+
+def test_chunks_group_consecutive_blocks_under_the_cap():
+    assert chromsplit.chunk_blocks([3, 4, 10, 2, 2], 6) == [[3], [4], [10], [2, 2]]
+    assert chromsplit.chunk_blocks([1, 2, 3], 100) == [[1, 2, 3]]
+
+
+def test_layers_stored_in_several_chunks_compute_and_save_the_same(monkeypatch):
+    """Weight storage (one chunk per layer on the demo, several at full scale) changes neither
+    the products, the gradients nor the state dict."""
+    ins, outs = [6, 3, 5, 2], [4, 2, 3, 2]
+    torch.manual_seed(8)
+    one = ChromSplitLinear(ins, outs)
+    monkeypatch.setattr(chromsplit, "MAX_CHUNK_NUMEL", 15)
+    many = ChromSplitLinear(ins, outs)
+    assert len(one.weight_chunks) == 1 and [w.numel() for w in many.weight_chunks] == [24, 6, 15, 4]
+    many.load_state_dict(one.state_dict())
+    assert {k: v.shape for k, v in many.state_dict().items()} == {k: v.shape for k, v in one.state_dict().items()}
+    x = torch.randn(5, sum(ins))
+    torch.testing.assert_close(many(x), one(x), atol=0, rtol=0)
+    many(x).square().sum().backward()
+    one(x).square().sum().backward()
+    for a, b in zip(block_grads(many), block_grads(one)):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    many.weight_chunks[1].requires_grad_(False)  # a frozen chunk gets no gradient, the others do
+    many.zero_grad(set_to_none=True)
+    many(x).sum().backward()
+    assert [w.grad is None for w in many.weight_chunks] == [False, True, False, False]

@@ -50,57 +50,94 @@ def proportional_sizes(total: int, in_sizes: Sequence[int]) -> list[int]:
     return (base + 1).tolist()
 
 
-class _BlockDiagonalProduct(torch.autograd.Function):
-    """``x @ block_diag(W_1, ..., W_n).T + bias`` with all block weights in one flat tensor.
+# Largest weight chunk of a block-diagonal layer, in elements (16 MB in float32). The blocks'
+# matrices are stored in as few flat tensors as possible (few tensors for Adam: one per layer
+# on the demo), but a chunk's gradient is a fresh allocation every step: above glibc's 32 MB
+# mmap threshold every step page-faults it anew (full-scale steps at batch 16 were 2x slower
+# with one 236 MB chunk for the input layer).
+MAX_CHUNK_NUMEL = 4 * 2**20
 
-    One autograd node for the whole layer: the forward and backward loop over the blocks inside
-    one call (3 small products per block), instead of a split, n products, n transposes and a
-    concatenation recorded one by one. ``layout`` holds, per block, (input offset, input size,
-    output offset, output size, offset of the block's (out, in) matrix in the flat weight).
+
+def chunk_blocks(numels: Sequence[int], max_numel: int | None = None) -> list[list[int]]:
+    """Consecutive blocks grouped into chunks of at most ``max_numel`` (default
+    :data:`MAX_CHUNK_NUMEL`) elements (a larger block is a chunk of its own): the block sizes of
+    each chunk."""
+    max_numel = MAX_CHUNK_NUMEL if max_numel is None else max_numel
+    chunks: list[list[int]] = []
+    for n in numels:
+        if chunks and sum(chunks[-1]) + n <= max_numel:
+            chunks[-1].append(int(n))
+        else:
+            chunks.append([int(n)])
+    return chunks
+
+
+class _BlockDiagonalProduct(torch.autograd.Function):
+    """``x @ block_diag(W_1, ..., W_n).T + bias``: one autograd node for the whole layer.
+
+    The forward and backward loop over the blocks inside one call (3 small products per block),
+    instead of a split, n products, n transposes and a concatenation recorded one by one. The
+    block matrices live in flat weight chunks (``layout`` = (input sizes, output sizes, block
+    sizes of each chunk)); each chunk's gradient is written in place, block by block. The weight
+    gradients of frozen chunks and the input gradient of a data input are skipped.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, layout):
-        in_sizes, out_sizes, w_sizes = layout
+    def forward(ctx, x, layout, bias, *chunks):
+        in_sizes, out_sizes, _ = layout
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
-        out = torch.cat([torch.mm(xk, wk.view(o, -1).t()) for xk, wk, o in
-                         zip(x2.split(in_sizes, 1), weight.split(w_sizes), out_sizes)], dim=1)
+        out = torch.cat([torch.mm(xk, wk.t()) for xk, wk in
+                         zip(x2.split(in_sizes, 1), _block_views(chunks, layout))], dim=1)
         if bias is not None:
             out += bias
         ctx.layout = layout
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x2, weight)
+        ctx.save_for_backward(x2, *chunks)
         return out.reshape(*lead, out.shape[-1])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        x2, weight = ctx.saved_tensors
-        in_sizes, out_sizes, w_sizes = ctx.layout
+        x2, *chunks = ctx.saved_tensors
+        layout = ctx.layout
+        in_sizes, out_sizes, chunk_sizes = layout
         g = grad_out.reshape(-1, grad_out.shape[-1])
         gs = g.split(out_sizes, 1)
-        grad_x = grad_w = grad_b = None
+        xs = x2.split(in_sizes, 1)
+        grad_x = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.cat([torch.mm(gk, wk.view(o, -1)) for gk, wk, o in
-                                zip(gs, weight.split(w_sizes), out_sizes)], dim=1)
+            grad_x = torch.cat([torch.mm(gk, wk) for gk, wk in zip(gs, _block_views(chunks, layout))], dim=1)
             grad_x = grad_x.reshape(grad_out.shape[:-1] + (-1,))
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.empty_like(weight)
-            for gk, xk, dst, o in zip(gs, x2.split(in_sizes, 1), grad_w.split(w_sizes), out_sizes):
-                torch.mm(gk.t(), xk, out=dst.view(o, -1))
+        grad_chunks = []
+        k = 0
+        for chunk, sizes, need in zip(chunks, chunk_sizes, ctx.needs_input_grad[3:]):
+            grad = None
+            if need:
+                grad = torch.empty_like(chunk)
+                for j, dst in enumerate(grad.split(sizes)):
+                    torch.mm(gs[k + j].t(), xs[k + j], out=dst.view(out_sizes[k + j], in_sizes[k + j]))
+            grad_chunks.append(grad)
+            k += len(sizes)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)
-        return grad_x, grad_w, grad_b, None
+        return (grad_x, None, grad_b, *grad_chunks)
+
+
+def _block_views(chunks, layout) -> list[torch.Tensor]:
+    """The (out, in) matrix of each block, as views of the flat chunks."""
+    in_sizes, out_sizes, chunk_sizes = layout
+    flat = [w for chunk, sizes in zip(chunks, chunk_sizes) for w in chunk.split(sizes)]
+    return [w.view(o, i) for w, i, o in zip(flat, in_sizes, out_sizes)]
 
 
 class ChromSplitLinear(nn.Module):
     """Linear layer whose input block i connects only to output block i (one weight per block).
 
-    The block matrices live in one flat parameter (one tensor for the optimiser, one autograd
-    node per layer; see :class:`_BlockDiagonalProduct`). ``weights`` gives them as (out, in)
-    views, and the state dict keeps one entry per block (``weights.0``, ``weights.1``, ...,
-    ``bias``), so saved models do not depend on this storage.
+    The block matrices live in a few flat parameters (``weight_chunk_0``, ..., see
+    :data:`MAX_CHUNK_NUMEL`; one autograd node per layer, :class:`_BlockDiagonalProduct`).
+    ``weights`` gives them as (out, in) views, and the state dict keeps one entry per block
+    (``weights.0``, ``weights.1``, ..., ``bias``), so saved models do not depend on this storage.
     """
 
     def __init__(self, in_sizes: Sequence[int], out_sizes: Sequence[int], bias: bool = True):
@@ -113,16 +150,23 @@ class ChromSplitLinear(nn.Module):
         self.out_sizes = [int(s) for s in out_sizes]
         self.in_features = sum(self.in_sizes)
         self.out_features = sum(self.out_sizes)
-        self._layout = (tuple(self.in_sizes), tuple(self.out_sizes),
-                        tuple(i * o for i, o in zip(self.in_sizes, self.out_sizes)))
-        self.weight = nn.Parameter(torch.empty(sum(self._layout[2])))
+        chunks = chunk_blocks([i * o for i, o in zip(self.in_sizes, self.out_sizes)])
+        self._layout = (tuple(self.in_sizes), tuple(self.out_sizes), tuple(tuple(c) for c in chunks))
+        # registered on the module itself (not a ParameterList), so that the state dict below
+        # holds only the per-block entries
+        for k, c in enumerate(chunks):
+            self.register_parameter(f"weight_chunk_{k}", nn.Parameter(torch.empty(sum(c))))
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self.reset_parameters()
 
     @property
+    def weight_chunks(self) -> list[nn.Parameter]:
+        return [getattr(self, f"weight_chunk_{k}") for k in range(len(self._layout[2]))]
+
+    @property
     def weights(self) -> list[torch.Tensor]:
-        """The (out, in) matrix of each block: views of the flat ``weight`` (in-place init works)."""
-        return [w.view(o, i) for w, i, o in zip(self.weight.split(self._layout[2]), self.in_sizes, self.out_sizes)]
+        """The (out, in) matrix of each block: views of the flat chunks (in-place init works)."""
+        return _block_views(self.weight_chunks, self._layout)
 
     def reset_parameters(self) -> None:
         # same scheme as nn.Linear, with the fan-in of each block
@@ -134,7 +178,7 @@ class ChromSplitLinear(nn.Module):
                     b.uniform_(-1.0 / math.sqrt(w.shape[1]), 1.0 / math.sqrt(w.shape[1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _BlockDiagonalProduct.apply(x, self.weight, self.bias, self._layout)
+        return _BlockDiagonalProduct.apply(x, self._layout, self.bias, *self.weight_chunks)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for k, w in enumerate(self.weights):
@@ -166,7 +210,8 @@ class ChromSplitLinear(nn.Module):
         return torch.block_diag(*self.weights)
 
     def extra_repr(self) -> str:
-        return f"blocks={len(self.in_sizes)}, in_features={self.in_features}, out_features={self.out_features}"
+        return (f"blocks={len(self.in_sizes)}, in_features={self.in_features}, out_features={self.out_features}, "
+                f"weight chunks={len(self.weight_chunks)}")
 
 
 class _BlockLayerNormFunction(torch.autograd.Function):
