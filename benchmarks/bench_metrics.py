@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import importlib.util
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 
@@ -35,6 +32,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from workflow_lib.metrics import auroc_ap_columns  # noqa: E402
+from gitrev import module_at  # noqa: E402  (benchmarks/, the script's folder)
 
 SIZES = {"paper": (220_526, 2_000), "small": (22_050, 2_000), "tiny": (2_000, 500)}
 
@@ -56,15 +54,7 @@ def make_data(n_cells, n_peaks, density, dtype=np.float32, ties=None, seed=0):
 
 def load_before(rev):
     """auroc_ap_columns of workflow_lib/metrics.py at git revision ``rev``."""
-    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:workflow_lib/metrics.py"],
-                         check=True, capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location("metrics_before", f.name)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    os.unlink(f.name)
-    return mod.auroc_ap_columns
+    return module_at(rev, "workflow_lib/metrics.py", "metrics_before").auroc_ap_columns
 
 
 def traced_peak_mib(fn, *args):

@@ -20,11 +20,7 @@ one process ``--repeats`` times, so the ratio is robust to the machine's changin
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import resource
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +34,9 @@ from workflow_lib.models.chromsplit import chrom_block_sizes, proportional_sizes
 from workflow_lib.models.vae import ATACVAE, RNAVAE
 from workflow_lib.polarbear import vae_loss_fn
 
+from gitrev import module_at  # benchmarks/, the script's folder
+
 N_GENES, N_PEAKS, N_CHROMS = 17_271, 220_526, 19
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_mb() -> float:
@@ -56,15 +53,7 @@ def random_csr(rng, n, m, density, counts):
 
 def load_chromsplit(rev):
     """The chromsplit module of git revision ``rev``."""
-    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:workflow_lib/models/chromsplit.py"],
-                         check=True, capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location("chromsplit_before", f.name)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    os.unlink(f.name)
-    return mod
+    return module_at(rev, "workflow_lib/models/chromsplit.py", "chromsplit_before")
 
 
 def build_atac(n_peaks, latent, chrom_sizes, hidden_rule, depth_ref, layers=None):

@@ -57,13 +57,19 @@ def test_memory_scales_with_blocks():
     assert n_params < sum(ins) * sum(outs) / 10
 
 
-@pytest.mark.parametrize("sizes", [[4, 4, 4], [5, 7, 3, 1]])
-def test_block_layer_norm_normalises_each_block_alone(sizes):
-    torch.manual_seed(2)
+def random_affine_layer_norm(sizes, seed):
+    """A BlockLayerNorm with a non-trivial affine part (scale in [0.5, 1.5], shift in [-1, 1])."""
+    torch.manual_seed(seed)
     ln = BlockLayerNorm(sizes)
     with torch.no_grad():
         ln.weight.uniform_(0.5, 1.5)
         ln.bias.uniform_(-1, 1)
+    return ln
+
+
+@pytest.mark.parametrize("sizes", [[4, 4, 4], [5, 7, 3, 1]])
+def test_block_layer_norm_normalises_each_block_alone(sizes):
+    ln = random_affine_layer_norm(sizes, seed=2)
     x = torch.randn(6, sum(sizes)) * 4 + 2
     ref = torch.cat([torch.nn.functional.layer_norm(p, (p.shape[-1],)) for p in torch.split(x, sizes, -1)], -1)
     torch.testing.assert_close(ln(x), ref * ln.weight + ln.bias)
@@ -144,9 +150,7 @@ def test_fused_layers_pass_gradcheck_in_float64():
     x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b, *w: _BlockDiagonalProduct.apply(a, layer._layout, b, *w),
                                     (x, layer.bias, *layer.weight_chunks))
-    ln = BlockLayerNorm([4, 2, 5]).double()
-    with torch.no_grad():
-        ln.weight.uniform_(0.5, 1.5)
+    ln = random_affine_layer_norm([4, 2, 5], seed=4).double()
     x = torch.randn(3, 11, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(ln, (x,))
 
@@ -163,11 +167,7 @@ def test_frozen_layer_and_data_input_get_no_gradient():
 
 @pytest.mark.parametrize("sizes", [[5, 7, 3, 1], [4, 4]])
 def test_fused_block_layer_norm_matches_per_block_autograd(sizes):
-    torch.manual_seed(5)
-    ln = BlockLayerNorm(sizes)
-    with torch.no_grad():
-        ln.weight.uniform_(0.5, 1.5)
-        ln.bias.uniform_(-1, 1)
+    ln = random_affine_layer_norm(sizes, seed=5)
     x = (torch.randn(2, 6, sum(sizes)) * 3 + 1).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     y = ln(x)
