@@ -236,10 +236,12 @@ Seed 3's random split is a tie: polarbear's mean latent FOSCTTM is 0.0002 above
 polarbear_coassay's (0.0099 against 0.0097; one cell's rank among the other ~230 test cells is
 0.004), while polarbear leads on gene r, AUROC and AUPRnorm there.
 
-**Open: demo seed 13's unseen split misses the RNA-query bar** (0.167 against the authors' 0.139,
-measured by them on seed 7 only; ATAC query 0.086 against 0.362; the random split of seed 13
-reaches every bar). Polarbear still beats polarbear_coassay there (co-assay 0.203 / 0.169). What
-limits it is an offset, not lost structure: `benchmarks/diag_unseen_offset.py` shows that the
+**Open: demo seed 13's unseen split misses the RNA-query bar** (0.144 against the authors' 0.139,
+measured by them on seed 7 only; ATAC query 0.099 against 0.362; the random split of seed 13
+reaches every bar). Polarbear still beats polarbear_coassay there (co-assay 0.200 / 0.176). Before
+the chromosome-split layers became one autograd node (2026-12-02), which changed only the float32
+summation order and with it the early-stopping epochs, the same run gave 0.167 / 0.086 (co-assay
+0.203 / 0.169); the numbers below are from those earlier runs. What limits it is an offset, not lost structure: `benchmarks/diag_unseen_offset.py` shows that the
 translated RNA query of the test cells sits off their ATAC latent as a group (distance of the set
 means 3.55, against 3.17 for the norm of the reference's per-dimension SD; 1.03 against 4.22 on
 the training cells), while centring the query and the reference separately (using the test
