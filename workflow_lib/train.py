@@ -196,9 +196,10 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
     training stopped at ``max_epochs`` before the patience ran out, i.e. has not converged).
     A checkpoint (model, optimizer, epoch, best weights, history, RNG states) is written atomically
     to ``checkpoint_path`` after an epoch when ``checkpoint_every`` seconds have passed since the
-    last one (0: after every epoch) and after the last epoch; if it exists and was written for the same ``cfg``
-    (and ``fingerprint``, any JSON-able description of data/model), training resumes from it and
-    gives the same result as an uninterrupted run. At the end the best weights are restored.
+    last one (0: after every epoch) and after the last epoch; if it exists and was written for the
+    same ``cfg`` (and ``fingerprint``, any JSON-able description of data/model), training resumes
+    from it and gives the same result as an uninterrupted run (a checkpoint whose state does not
+    fit the model's parameters is ignored). At the end the best weights are restored.
     Returns ``dict(best_epoch, best_val_loss, history, epochs_run, steps, stop_reason, converged,
     max_epochs)``.
     """
