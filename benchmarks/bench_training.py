@@ -89,13 +89,19 @@ def train_steps(model, loader, opt, loss_fn, steps, it=None):
     return n, it
 
 
-def bench(model, X, cov, batch_size, steps, warmup=1, device="cpu"):
-    """(cells/s, s/step) of ``steps`` timed steps after ``warmup`` untimed ones."""
+def start_training(model, X, cov, batch_size, device, warmup):
+    """(loader, optimizer, loss, iterator) after ``warmup`` untimed steps in train mode."""
     loader = make_loader(X, cov, batch_size, device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-5, fused=True)
     loss_fn = vae_loss_fn(1.0, 0)
     model.train()
     _, it = train_steps(model, loader, opt, loss_fn, warmup)
+    return loader, opt, loss_fn, it
+
+
+def bench(model, X, cov, batch_size, steps, warmup=1, device="cpu"):
+    """(cells/s, s/step) of ``steps`` timed steps after ``warmup`` untimed ones."""
+    loader, opt, loss_fn, it = start_training(model, X, cov, batch_size, device, warmup)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     sync()
     t0 = time.perf_counter()
@@ -107,11 +113,7 @@ def bench(model, X, cov, batch_size, steps, warmup=1, device="cpu"):
 
 def profile_table(model, X, cov, batch_size, steps, device):
     from torch.profiler import ProfilerActivity, profile
-    loader = make_loader(X, cov, batch_size, device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-5, fused=True)
-    loss_fn = vae_loss_fn(1.0, 0)
-    model.train()
-    _, it = train_steps(model, loader, opt, loss_fn, 3)
+    loader, opt, loss_fn, it = start_training(model, X, cov, batch_size, device, warmup=3)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         train_steps(model, loader, opt, loss_fn, steps, it)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
@@ -147,6 +149,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
+    if args.before and "atac" not in args.models.split(","):
+        raise SystemExit("--before compares ATAC VAEs: include atac in --models")
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     Xr, Xa, chrom_sizes, what = inputs(args, rng)

@@ -57,6 +57,13 @@ def test_memory_scales_with_blocks():
     assert n_params < sum(ins) * sum(outs) / 10
 
 
+def _ref_block_layer_norm(ln, x):
+    """Per-block F.layer_norm and the affine part, recorded by autograd (the reference)."""
+    h = torch.cat([torch.nn.functional.layer_norm(p, (p.shape[-1],), eps=ln.eps)
+                   for p in torch.split(x, ln.sizes, -1)], -1)
+    return h * ln.weight + ln.bias
+
+
 def random_affine_layer_norm(sizes, seed):
     """A BlockLayerNorm with a non-trivial affine part (scale in [0.5, 1.5], shift in [-1, 1])."""
     torch.manual_seed(seed)
@@ -71,8 +78,7 @@ def random_affine_layer_norm(sizes, seed):
 def test_block_layer_norm_normalises_each_block_alone(sizes):
     ln = random_affine_layer_norm(sizes, seed=2)
     x = torch.randn(6, sum(sizes)) * 4 + 2
-    ref = torch.cat([torch.nn.functional.layer_norm(p, (p.shape[-1],)) for p in torch.split(x, sizes, -1)], -1)
-    torch.testing.assert_close(ln(x), ref * ln.weight + ln.bias)
+    torch.testing.assert_close(ln(x), _ref_block_layer_norm(ln, x))
     # a shift of one block's inputs changes nothing (each block is centred on its own)
     x2 = x.clone()
     x2[:, :sizes[0]] += 10.0
@@ -106,12 +112,6 @@ class _RefChromSplitLinear(torch.nn.Module):
     def forward(self, x):
         parts = torch.split(x, self.in_sizes, dim=-1)
         return torch.cat([p @ w.t() for p, w in zip(parts, self.weights)], dim=-1) + self.bias
-
-
-def _ref_block_layer_norm(ln, x):
-    h = torch.cat([torch.nn.functional.layer_norm(p, (p.shape[-1],), eps=ln.eps)
-                   for p in torch.split(x, ln.sizes, -1)], -1)
-    return h * ln.weight + ln.bias
 
 
 class _RefBlockLayerNorm(torch.nn.Module):
