@@ -48,7 +48,7 @@ from .metrics import foscttm
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
 from .models.translator import LatentTranslator, TranslationModel, translation_loss
-from .models.vae import ATACVAE, RNAVAE, check_choice, features_digest, save_module
+from .models.vae import ATACVAE, RNAVAE, WEIGHT_INITS, check_choice, features_digest, save_module
 from .predictions import CoassayData, build_prediction_adatas, load_coassay, rest_rows, write_predictions
 from .settings import DEFAULTS
 from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
@@ -210,6 +210,9 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
                         activation=activation, depth_ref=depth_ref, **meta)
     else:
         raise ValueError(f"unknown modality {modality!r}")
+    init = check_choice("polarbear.vae.init", str(fit_params.get("init", DEFAULTS["vae"]["init"])), WEIGHT_INITS)
+    if init == "glorot":
+        model.reset_parameters("glorot")
     size = model.size_covariate(X)
     if modality == "atac" and model.input_transform == "idf":
         model.set_idf(X, train)
@@ -222,18 +225,18 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
     ckpt = Path(out_pt).with_suffix(".ckpt")
     fp = dict(model=model.config(), n_rows=X.shape[0], nnz=int(X.nnz), n_train=int(train.size),
-              n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")))
+              n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")), init=init)
     es = check_choice("early_stopping", fp["early_stopping"], VAE_EARLY_STOPPING)
-    log.info("%s VAE: %s; KL weight 0 for %d epochs, then warm-up to beta=%g over %d epochs; early stopping "
+    log.info("%s VAE: %s; %s weight init; KL weight 0 for %d epochs, then warm-up to beta=%g over %d epochs; early stopping "
              "on validation %s (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs",
-             modality, {k: v for k, v in model.config().items() if k not in meta and k != "chrom_sizes"},
+             modality, {k: v for k, v in model.config().items() if k not in meta and k != "chrom_sizes"}, init,
              cfg.kl_start_epochs, hp["beta"], cfg.kl_warmup_epochs, es, cfg.patience, cfg.min_steps,
              cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs)
     with timed(log, f"train {modality} VAE {point}"):
         res = fit(model, vae_loss_fn(hp["beta"], cfg.kl_warmup_epochs, cfg.kl_start_epochs), tl, vl, cfg, ckpt,
                   log, fingerprint=fp, val_fn=vae_recon_loss if es == "reconstruction" else None)
     config = model.config()
-    config["fit"] = fit_summary(res) | {"early_stopping": es}
+    config["fit"] = fit_summary(res) | {"early_stopping": es, "init": init}
     save_module(model, config, out_pt, out_json)
     ckpt.unlink(missing_ok=True)
     return res
@@ -277,9 +280,11 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     cfg.kl_warmup_epochs = 0
     source = str(fit_params.get("input", "sample"))
     check_choice("translator input", source, TRANSLATOR_INPUTS)
-    log.info("translators: trained on %s of the source posterior, Adam lr %g eps %g, batch %d, <= %d epochs, "
-             "patience %d, at least %d steps", "samples z ~ q(z|x)" if source == "sample" else "the means",
-             cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.min_steps)
+    init = check_choice("polarbear.translator.init", str(fit_params.get("init", DEFAULTS["translator"]["init"])),
+                        WEIGHT_INITS)
+    log.info("translators: trained on %s of the source posterior, %s weight init, Adam lr %g eps %g, batch %d, "
+             "<= %d epochs, patience %d, at least %d steps", "samples z ~ q(z|x)" if source == "sample" else "the means",
+             init, cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.min_steps)
     scores, results, trained = {}, {}, {}
     jobs = (
         ("rna_to_atac", mu_x, lv_x, atac_vae, co_atac.X, b_atac, atac_vae.size_covariate(co_atac.X),
@@ -289,6 +294,8 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     for name, z_src, lv_src, target, X, onehot, size, out in jobs:
         set_seed(seed)
         tr = LatentTranslator(z_src.shape[1], target.latent)
+        if init == "glorot":
+            tr.reset_parameters("glorot")
         model = TranslationModel(tr, target).to(device)
         cov = {"z": z_src.astype(np.float32), "b": onehot, "size": size}
         if source == "sample":
@@ -297,7 +304,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
         vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
         ckpt = Path(out).with_suffix(".ckpt")
         fp = dict(name=name, rna=rna_vae.config(), atac=atac_vae.config(), n=X.shape[0], nnz=int(X.nnz),
-                  input=source)
+                  input=source, init=init)
         fp["rna"].pop("fit", None), fp["atac"].pop("fit", None)
         with timed(log, f"train translator {name}"):
             res = fit(model, translation_loss, tl, vl, cfg, ckpt, log, params=tr.parameters(), fingerprint=fp)

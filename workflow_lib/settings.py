@@ -28,12 +28,12 @@ AUTHOR_DEFAULTS = {
         "batch_size": 16, "max_epochs": 500, "patience": 45, "min_steps": 0, "dropout": 0.1,
         "activation": "leaky_relu", "early_stopping": "reconstruction", "rna_input": "counts",
         "rna_decoder_dropout": 0.0, "atac_input": "binary", "atac_hidden": "per_chromosome",
-        "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True,
+        "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True, "init": "glorot",
         "rna": {"learning_rate": 0.001, "adam_eps": 0.01, "kl_warmup_epochs": 400, "kl_start_epochs": 0},
         "atac": {"learning_rate": 0.0001, "adam_eps": 1e-5, "kl_warmup_epochs": 80, "kl_start_epochs": 0},
     },
     "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-7, "max_epochs": 100, "patience": 45,
-                   "min_steps": 0, "input": "sample"},
+                   "min_steps": 0, "input": "sample", "init": "glorot"},
     "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
 }
 

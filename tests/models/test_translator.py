@@ -69,3 +69,14 @@ def test_posterior_sampling_only_in_training_mode():
     batch["z_logvar"] = torch.full_like(batch["z"], -40.0)                    # no spread: the mean again
     torch.testing.assert_close(model.nll(batch), mean_nll, rtol=1e-5, atol=1e-5)
     assert mean_nll.shape == (6,)
+
+
+def test_translator_glorot_init_and_torch_default():
+    torch.manual_seed(0)
+    tr = LatentTranslator(25, 10)
+    tr.reset_parameters("glorot")  # the authors' tf.layers.Dense: Glorot-uniform, zero bias
+    bound = (6 / (25 + 10)) ** 0.5
+    assert 0.8 * bound <= float(tr.linear.weight.abs().max()) <= bound
+    assert torch.count_nonzero(tr.linear.bias) == 0
+    tr.reset_parameters("torch")  # nn.Linear's default: U(+-1/sqrt(fan_in)), bias too
+    assert float(tr.linear.weight.abs().max()) <= 25 ** -0.5 and torch.count_nonzero(tr.linear.bias) > 0

@@ -8,7 +8,7 @@ import torch
 
 from toy_counts import rna_vae_setup
 from workflow_lib.data import SparseCellLoader
-from workflow_lib.models.vae import ATACVAE, load_vae, save_module
+from workflow_lib.models.vae import ATACVAE, RNAVAE, load_vae, save_module
 from workflow_lib.polarbear import vae_loss_fn
 from workflow_lib.train import FitConfig, fit
 
@@ -114,3 +114,59 @@ def test_log1p_norm_target_is_the_median_library_size_of_the_training_cells(tmp_
     m = RNAVAE(3, 1, 2, input_transform="log1p_norm", norm_target=12.0)
     save_module(m, m.config(), tmp_path / "m.pt")
     assert load_vae(tmp_path / "m.pt").norm_target == 12.0
+
+
+def _bound(fan_in, fan_out):
+    return float(np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def _within(w, bound):
+    """Weights uniform on [-bound, bound]: none outside, the largest close to the bound."""
+    a = float(w.detach().abs().max())
+    return a <= bound * (1 + 1e-6) and a >= 0.8 * bound
+
+
+def test_glorot_init_is_tensorflows_dense_init_with_the_authors_fans():
+    """reset_parameters('glorot'): the authors' tf.layers.Dense initialisation (Glorot-uniform
+    weights, zero biases), with the fans of the authors' per-chromosome dense layers."""
+    torch.manual_seed(0)
+    rna = RNAVAE(300, 2, 10)
+    rna.reset_parameters("glorot")
+    for m in rna.modules():
+        if isinstance(m, torch.nn.Linear):
+            assert _within(m.weight, _bound(m.in_features, m.out_features))
+            assert torch.count_nonzero(m.bias) == 0
+        if isinstance(m, torch.nn.LayerNorm):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+    assert torch.all(rna.log_theta == 0)
+
+    chroms, nb = [400, 900, 250], 2
+    atac = ATACVAE(sum(chroms), nb, 10, chroms)
+    atac.reset_parameters("glorot")
+    hs, starts = atac.enc1.out_sizes, np.cumsum([0] + atac.enc1.out_sizes)
+    for c, n in enumerate(chroms):
+        rows = slice(int(starts[c]), int(starts[c + 1]))
+        # first encoder layer: one dense layer of [peaks of the chromosome, batch one-hot] -> h_c
+        b = _bound(n + nb, hs[c])
+        assert _within(atac.enc1.weights[c], b) and _within(atac.enc1_batch.weight[rows], b)
+        # decoder: per chromosome Dense(22 x latent -> h_c): fan_out h_c, not the layer's sum
+        b = _bound(atac.dec2[0].in_features, hs[c])
+        assert _within(atac.dec2[0].weight[rows], b)
+        assert float(atac.dec2[0].weight[rows].abs().max()) > _bound(atac.dec2[0].in_features, sum(hs))
+        for layer in (atac.enc2[0], atac.enc3[0], atac.dec3[0], atac.dec_out):
+            w = layer.weights[c]
+            assert _within(w, _bound(w.shape[1], w.shape[0]))
+    for m in atac.modules():
+        if getattr(m, "bias", None) is not None and not isinstance(m, torch.nn.LayerNorm):
+            assert torch.count_nonzero(m.bias) == 0, m
+
+
+def test_torch_init_keeps_pytorchs_defaults_and_unknown_schemes_are_refused():
+    torch.manual_seed(0)
+    rna = RNAVAE(300, 2, 10)
+    rna.reset_parameters("torch")
+    lin = rna.dec_scale
+    assert _within(lin.weight, 1 / np.sqrt(lin.in_features))  # kaiming_uniform(a=sqrt(5)) bound
+    assert torch.count_nonzero(lin.bias) > 0
+    with pytest.raises(ValueError, match="weight init"):
+        rna.reset_parameters("xavier")

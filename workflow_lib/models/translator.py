@@ -22,6 +22,16 @@ class LatentTranslator(nn.Module):
     def forward(self, z):
         return self.linear(z)
 
+    def reset_parameters(self, scheme: str = "glorot") -> None:
+        """``glorot``: Glorot-uniform weight and zero bias (the authors' ``tf.layers.Dense``);
+        ``torch``: PyTorch's ``nn.Linear`` default, as constructed."""
+        from .vae import WEIGHT_INITS, check_choice, glorot_init_
+
+        check_choice("weight init", scheme, WEIGHT_INITS)
+        self.linear.reset_parameters()
+        if scheme == "glorot":
+            glorot_init_(self)
+
     def config(self) -> dict:
         return {"kind": "translator", "latent_in": self.linear.in_features, "latent_out": self.linear.out_features}
 

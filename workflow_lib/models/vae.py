@@ -72,6 +72,34 @@ def hidden_width(n_in: int, latent: int) -> int:
 
 
 ATAC_HIDDEN_RULES = ("total", "per_chromosome")
+WEIGHT_INITS = ("glorot", "torch")
+
+
+def glorot_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
+    """In place: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), TensorFlow's default kernel
+    initialiser (``glorot_uniform``) for a dense layer of these fans."""
+    bound = math.sqrt(6.0 / (int(fan_in) + int(fan_out)))
+    with torch.no_grad():
+        weight.uniform_(-bound, bound)
+
+
+def glorot_init_(module: nn.Module) -> None:
+    """TensorFlow's dense-layer initialisation, which the authors' layers (``tf.layers.Dense``
+    without initialiser arguments) get: Glorot-uniform weights, zero biases. Every ``nn.Linear``
+    uses its own fans, every block of a ``ChromSplitLinear`` the fans of its block (one dense
+    layer per chromosome in the authors' code). LayerNorms and other parameters are left as
+    they are."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            glorot_(m.weight, m.in_features, m.out_features)
+        elif isinstance(m, ChromSplitLinear):
+            for w in m.weights:
+                glorot_(w, w.shape[1], w.shape[0])
+        else:
+            continue
+        if m.bias is not None:
+            with torch.no_grad():
+                m.bias.zero_()
 
 
 def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "per_chromosome",
@@ -127,6 +155,18 @@ class _VAEBase(nn.Module):
 
     def config(self) -> dict:
         return dict(self._config)
+
+    def reset_parameters(self, scheme: str = "glorot") -> None:
+        """Re-initialise the weights: ``glorot`` (the authors' TensorFlow dense layers, see
+        :func:`glorot_init_`) or ``torch`` (PyTorch's defaults, as constructed). The RNA
+        dispersion ``log_theta`` stays 0 (the authors' is a bias-free dense layer of the batch
+        one-hot, drawn at random)."""
+        check_choice("weight init", scheme, WEIGHT_INITS)
+        for m in self.modules():
+            if m is not self and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        if scheme == "glorot":
+            glorot_init_(self)
 
 
 class RNAVAE(_VAEBase):
@@ -243,6 +283,21 @@ class ATACVAE(_VAEBase):
         # encoder input weights (inverse document frequency of each peak), used only with
         # input_transform="idf"; set from the training cells by set_idf
         self.register_buffer("idf", torch.ones(n_peaks))
+
+    def reset_parameters(self, scheme: str = "glorot") -> None:
+        """As :meth:`_VAEBase.reset_parameters`; with ``glorot`` the layers that are one dense layer
+        per chromosome in the authors' code get the fans of that layer: the first encoder layer
+        (peaks of the chromosome + batch one-hot -> its units; here ``enc1`` + ``enc1_batch``) and
+        the decoder's first per-chromosome layer (22 x latent -> its units; here one ``dec2``)."""
+        super().reset_parameters(scheme)
+        if scheme != "glorot":
+            return
+        starts = np.cumsum([0] + self.enc1.out_sizes)
+        for c, (w, n_in, n_out) in enumerate(zip(self.enc1.weights, self.enc1.in_sizes, self.enc1.out_sizes)):
+            rows = slice(int(starts[c]), int(starts[c + 1]))
+            glorot_(w, n_in + self.n_batches, n_out)
+            glorot_(self.enc1_batch.weight[rows], n_in + self.n_batches, n_out)
+            glorot_(self.dec2[0].weight[rows], self.dec2[0].in_features, n_out)
 
     @torch.no_grad()
     def set_idf(self, X, rows=None) -> None:
