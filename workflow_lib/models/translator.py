@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .vae import WEIGHT_INITS, check_choice, glorot_init_
+
 
 class LatentTranslator(nn.Module):
     def __init__(self, latent_in: int, latent_out: int):
@@ -25,8 +27,6 @@ class LatentTranslator(nn.Module):
     def reset_parameters(self, scheme: str = "glorot") -> None:
         """``glorot``: Glorot-uniform weight and zero bias (the authors' ``tf.layers.Dense``);
         ``torch``: PyTorch's ``nn.Linear`` default, as constructed."""
-        from .vae import WEIGHT_INITS, check_choice, glorot_init_
-
         check_choice("weight init", scheme, WEIGHT_INITS)
         self.linear.reset_parameters()
         if scheme == "glorot":

@@ -292,12 +292,12 @@ class ATACVAE(_VAEBase):
         super().reset_parameters(scheme)
         if scheme != "glorot":
             return
-        starts = np.cumsum([0] + self.enc1.out_sizes)
-        for c, (w, n_in, n_out) in enumerate(zip(self.enc1.weights, self.enc1.in_sizes, self.enc1.out_sizes)):
-            rows = slice(int(starts[c]), int(starts[c + 1]))
+        hs = self.enc1.out_sizes
+        for w, w_batch, w_dec, n_in, n_out in zip(self.enc1.weights, self.enc1_batch.weight.split(hs),
+                                                  self.dec2[0].weight.split(hs), self.enc1.in_sizes, hs):
             glorot_(w, n_in + self.n_batches, n_out)
-            glorot_(self.enc1_batch.weight[rows], n_in + self.n_batches, n_out)
-            glorot_(self.dec2[0].weight[rows], self.dec2[0].in_features, n_out)
+            glorot_(w_batch, n_in + self.n_batches, n_out)
+            glorot_(w_dec, self.dec2[0].in_features, n_out)
 
     @torch.no_grad()
     def set_idf(self, X, rows=None) -> None:
