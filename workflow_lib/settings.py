@@ -7,8 +7,9 @@ Values follow the paper and, where it is silent, the authors' code (Noble-Lab/Po
 * both VAEs: batch 16, at most 500 epochs, patience 45, early stopping on the validation
   reconstruction loss; KL weight 0 in the first epoch, then warmed up linearly to beta over
   400 (RNA) / 80 (ATAC) epochs; Adam lr 1e-3 eps 0.01 (RNA), lr 1e-4 eps 1e-5 (ATAC);
-* translators: batch 16, at most 100 epochs, patience 45, Adam lr 1e-3 (eps 1e-7, TensorFlow's
-  default), trained on latent samples of the co-assay training cells.
+* translators: batch 16, at most 100 epochs, patience 45, Adam lr 1e-3, trained on latent samples
+  of the co-assay training cells. Adam eps 1e-7 here; the authors' ``tf.train.AdamOptimizer``
+  default is 1e-8 (1e-7 is Keras'): a difference found on 2026-12-02 and not yet changed.
 
 ``min_steps`` (no early stopping, and no best epoch, before that many optimiser steps) is ours:
 the authors' translators always ran for at least 45 epochs through their patience.
