@@ -85,6 +85,7 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
             cfg = json.loads((g / f"vae_{mod}.json").read_text())
             assert cfg["latent"] == pb.parse_point(point)["latent"]
             assert cfg["fit"]["init"] == pb.DEFAULTS["vae"]["init"] == "glorot"  # the authors' TF dense init
+            assert cfg["fit"]["validation"] == pb.DEFAULTS["vae"]["validation"] == "eval"  # a named departure
             if mod == "rna":  # the default input: log1p of counts scaled to the median training library
                 co = ad.read_h5ad(data["coassay_rna"])
                 lib = np.asarray(co.X[(co.obs["split_random"] == "train").to_numpy()].sum(1)).ravel()
@@ -99,6 +100,13 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
                              scenario, TFIT, 0, g / "translator_rna_to_atac.pt", g / "translator_atac_to_rna.pt",
                              g / "scores.json")
         scores[point] = g / "scores.json"
+        # the authors' ATAC->RNA translator has a ZINB dispersion of its own: per ATAC batch and gene
+        t_yx = json.loads((g / "translator_atac_to_rna.json").read_text())
+        vae_cfg = {m: json.loads((g / f"vae_{m}.json").read_text()) for m in ("rna", "atac")}
+        assert pb.DEFAULTS["translator"]["dispersion"] == "translator"
+        assert (t_yx["dispersion_batches"], t_yx["dispersion_genes"]) == (vae_cfg["atac"]["n_batches"],
+                                                                          vae_cfg["rna"]["n_genes"])
+        assert "dispersion_genes" not in json.loads((g / "translator_rna_to_atac.json").read_text())
     if method == "polarbear":
         # the polarbear VAE saw single-assay cells: batch one-hot has all categories
         assert json.loads((mdir / "grid" / points[0] / "vae_atac.json").read_text())["n_batches"] == 3

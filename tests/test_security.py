@@ -58,7 +58,7 @@ def _model_dir(path: Path) -> Path:
     cats = {"rna": ["snare", "zeisel"], "atac": ["snare", "li"]}
     rna = RNAVAE(len(GENES), 2, 4, batch_categories=cats["rna"])
     atac = ATACVAE(len(PEAKS), 2, 3, [7, 5], depth_ref=5.0, batch_categories=cats["atac"])
-    t_xy, t_yx = LatentTranslator(4, 3), LatentTranslator(3, 4)
+    t_xy, t_yx = LatentTranslator(4, 3), LatentTranslator(3, 4, 2, len(GENES))  # t_yx: its own dispersion
 
     def kw(vae):
         c = vae.config()
@@ -66,7 +66,7 @@ def _model_dir(path: Path) -> Path:
         return c
     modules = {"vae_rna": ModuleEntry(rna, kw(rna)), "vae_atac": ModuleEntry(atac, kw(atac)),
                "translator_rna_to_atac": ModuleEntry(t_xy, {"latent_in": 4, "latent_out": 3}),
-               "translator_atac_to_rna": ModuleEntry(t_yx, {"latent_in": 3, "latent_out": 4})}
+               "translator_atac_to_rna": ModuleEntry(t_yx, kw(t_yx))}
     ridge = {"mean": torch.zeros(5, dtype=torch.float64), "scale": torch.ones(5, dtype=torch.float64),
              "coef": torch.zeros(5, dtype=torch.float64), "intercept": torch.tensor(0.0, dtype=torch.float64)}
     return write_model_dir(path, modules=modules, rna_features=GENES, atac_features=PEAKS, batch_categories=cats,
@@ -173,9 +173,14 @@ def test_model_json_without_checksum_file_or_of_an_old_format_is_refused(model):
     ("feature count disagrees", lambda c: c["features"]["rna"]["names"].pop(), "features/rna"),
     ("n_genes disagrees with the features",
      lambda c: (c["modules"]["vae_rna"]["kwargs"].update(n_genes=13), c["features"]["rna"].update(n=13),
+                c["modules"]["translator_atac_to_rna"]["kwargs"].update(dispersion_genes=13),
                 c["features"]["rna"]["names"].append("GeneX")), "weights do not fit"),
     ("translator does not fit the latents", lambda c: c["modules"]["translator_rna_to_atac"]["kwargs"].update(
         latent_in=5), "translator_rna_to_atac does not fit"),
+    ("translator dispersion does not fit the genes", lambda c: c["modules"]["translator_atac_to_rna"]["kwargs"].update(
+        dispersion_genes=13), "translator_atac_to_rna's dispersion does not fit"),
+    ("an RNA dispersion on the RNA->ATAC translator", lambda c: c["modules"]["translator_rna_to_atac"][
+        "kwargs"].update(dispersion_batches=2, dispersion_genes=12), "translator_rna_to_atac cannot have"),
     ("chromosome blocks do not sum to the peaks", lambda c: c["modules"]["vae_atac"]["kwargs"].update(
         chrom_sizes=[7, 6]), "chrom_sizes do not sum"),
 ])

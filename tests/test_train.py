@@ -112,6 +112,38 @@ def test_fit_records_why_it_stopped_and_waits_for_min_steps(tmp_path):
     assert res2["stop_reason"] == "epoch_cap" and not res2["converged"] and res2["max_epochs"] == 3
 
 
+def test_validation_in_train_mode_is_the_authors_noisy_loss():
+    """validation "train" scores the validation cells on the training graph (dropout on, z
+    sampled), as the authors' code; "eval" (the default) is deterministic. The mode reaches the
+    model during validation and is part of the checkpoint key."""
+    from workflow_lib.train import _cfg_key, evaluate_loss
+
+    model, X, cov, rows = rna_vae_setup(dropout=0.3)
+    vl = SparseCellLoader(X, rows, 64, False, 0, cov)
+    loss = vae_loss_fn(1.0, 0)
+    assert evaluate_loss(model, loss, vl, 0) == evaluate_loss(model, loss, vl, 0) and not model.training
+    noisy = [evaluate_loss(model, loss, vl, 0, "train") for _ in range(2)]
+    assert noisy[0] != noisy[1] and model.training
+    seen = []
+
+    def spy(m, b, e):
+        seen.append(m.training)
+        return loss(m, b, e)
+    tl = SparseCellLoader(X, rows, 16, True, 0, cov)
+    base = {"batch_size": 16, "learning_rate": 1e-3, "max_epochs": 2, "patience": 5}
+    for mode in ("eval", "train"):
+        seen.clear()
+        cfg = FitConfig.from_params(base | {"validation": mode})
+        assert cfg.validation == mode
+        fit(model, loss, tl, vl, cfg, None, val_fn=spy)
+        assert seen == [mode == "train"] * 2          # one validation batch per epoch, 2 epochs
+    assert FitConfig.from_params(base).validation == "eval"
+    assert _cfg_key(FitConfig.from_params(base | {"validation": "train"}), None) != \
+        _cfg_key(FitConfig.from_params(base), None)
+    with pytest.raises(ValueError, match="validation must be one of"):
+        FitConfig.from_params(base | {"validation": "dropout"})
+
+
 # --- optional extras of fit (used by BABEL): relative early-stopping threshold, gradient clipping,
 # ReduceLROnPlateau -- and the loop is unchanged when they are off -------------------------------
 

@@ -277,7 +277,9 @@ _KWARGS_SCHEMAS = {
     "workflow_lib.models.translator.LatentTranslator": {
         "type": "object", "additionalProperties": False, "required": ["latent_in", "latent_out"],
         "properties": {"latent_in": {**_INT, "minimum": 1, "maximum": 1024},
-                       "latent_out": {**_INT, "minimum": 1, "maximum": 1024}},
+                       "latent_out": {**_INT, "minimum": 1, "maximum": 1024},
+                       "dispersion_batches": {**_INT, "minimum": 0, "maximum": 10_000},
+                       "dispersion_genes": {**_INT, "minimum": 0, "maximum": 1_000_000}},
     },
 }
 
@@ -362,6 +364,11 @@ def _check_card(card: dict, path: Path) -> None:
          == (kw["vae_rna"]["latent"], kw["vae_atac"]["latent"]), "translator_rna_to_atac does not fit the VAE latents"),
         ((kw["translator_atac_to_rna"]["latent_in"], kw["translator_atac_to_rna"]["latent_out"])
          == (kw["vae_atac"]["latent"], kw["vae_rna"]["latent"]), "translator_atac_to_rna does not fit the VAE latents"),
+        (kw["translator_atac_to_rna"].get("dispersion_genes", 0) in (0, feats["rna"]["n"])
+         and kw["translator_atac_to_rna"].get("dispersion_batches", 0) in (0, len(card["batch_categories"]["atac"])),
+         "translator_atac_to_rna's dispersion does not fit the RNA genes and ATAC batch categories"),
+        (not kw["translator_rna_to_atac"].get("dispersion_genes", 0),
+         "translator_rna_to_atac cannot have an RNA dispersion"),
     ]
     for ok, msg in checks:
         if not ok:

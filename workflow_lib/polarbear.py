@@ -47,7 +47,7 @@ from .grid import best_point, parse_point, select_per_task
 from .metrics import foscttm
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
-from .models.translator import LatentTranslator, TranslationModel, translation_loss
+from .models.translator import TRANSLATOR_DISPERSIONS, LatentTranslator, TranslationModel, translation_loss
 from .models.vae import ATACVAE, RNAVAE, WEIGHT_INITS, check_choice, features_digest, save_module
 from .predictions import CoassayData, build_prediction_adatas, load_coassay, rest_rows, write_predictions
 from .settings import DEFAULTS
@@ -228,15 +228,15 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
               n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")), init=init)
     es = check_choice("early_stopping", fp["early_stopping"], VAE_EARLY_STOPPING)
     log.info("%s VAE: %s; %s weight init; KL weight 0 for %d epochs, then warm-up to beta=%g over %d epochs; early stopping "
-             "on validation %s (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs",
+             "on validation %s in %s mode (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs",
              modality, {k: v for k, v in model.config().items() if k not in meta and k != "chrom_sizes"}, init,
-             cfg.kl_start_epochs, hp["beta"], cfg.kl_warmup_epochs, es, cfg.patience, cfg.min_steps,
+             cfg.kl_start_epochs, hp["beta"], cfg.kl_warmup_epochs, es, cfg.validation, cfg.patience, cfg.min_steps,
              cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs)
     with timed(log, f"train {modality} VAE {point}"):
         res = fit(model, vae_loss_fn(hp["beta"], cfg.kl_warmup_epochs, cfg.kl_start_epochs), tl, vl, cfg, ckpt,
                   log, fingerprint=fp, val_fn=vae_recon_loss if es == "reconstruction" else None)
     config = model.config()
-    config["fit"] = fit_summary(res) | {"early_stopping": es, "init": init}
+    config["fit"] = fit_summary(res) | {"early_stopping": es, "init": init, "validation": cfg.validation}
     save_module(model, config, out_pt, out_json)
     ckpt.unlink(missing_ok=True)
     return res
@@ -282,34 +282,43 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     check_choice("translator input", source, TRANSLATOR_INPUTS)
     init = check_choice("polarbear.translator.init", str(fit_params.get("init", DEFAULTS["translator"]["init"])),
                         WEIGHT_INITS)
+    dispersion = check_choice("polarbear.translator.dispersion",
+                              str(fit_params.get("dispersion", DEFAULTS["translator"]["dispersion"])),
+                              TRANSLATOR_DISPERSIONS)
     log.info("translators: trained on %s of the source posterior, %s weight init, Adam lr %g eps %g, batch %d, "
-             "<= %d epochs, patience %d, at least %d steps", "samples z ~ q(z|x)" if source == "sample" else "the means",
-             init, cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.min_steps)
+             "<= %d epochs, patience %d (validation in %s mode), at least %d steps; ATAC->RNA dispersion: %s",
+             "samples z ~ q(z|x)" if source == "sample" else "the means", init, cfg.learning_rate, cfg.adam_eps,
+             cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.validation, cfg.min_steps,
+             "the translator's own (authors')" if dispersion == "translator" else "the frozen RNA VAE's")
     scores, results, trained = {}, {}, {}
     jobs = (
         ("rna_to_atac", mu_x, lv_x, atac_vae, co_atac.X, b_atac, atac_vae.size_covariate(co_atac.X),
-         out_rna_to_atac),
-        ("atac_to_rna", mu_y, lv_y, rna_vae, co_rna.X, b_rna, rna_vae.size_covariate(co_rna.X), out_atac_to_rna),
+         out_rna_to_atac, None),
+        ("atac_to_rna", mu_y, lv_y, rna_vae, co_rna.X, b_rna, rna_vae.size_covariate(co_rna.X), out_atac_to_rna,
+         b_atac if dispersion == "translator" else None),
     )
-    for name, z_src, lv_src, target, X, onehot, size, out in jobs:
+    for name, z_src, lv_src, target, X, onehot, size, out, b_source in jobs:
         set_seed(seed)
-        tr = LatentTranslator(z_src.shape[1], target.latent)
+        disp = (b_source.shape[1], X.shape[1]) if b_source is not None else (0, 0)
+        tr = LatentTranslator(z_src.shape[1], target.latent, *disp)
         if init == "glorot":
             tr.reset_parameters("glorot")
         model = TranslationModel(tr, target).to(device)
         cov = {"z": z_src.astype(np.float32), "b": onehot, "size": size}
+        if b_source is not None:
+            cov["b_source"] = b_source
         if source == "sample":
             cov["z_logvar"] = lv_src.astype(np.float32)
         tl = SparseCellLoader(X, train, cfg.batch_size, True, seed, cov, device)
         vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
         ckpt = Path(out).with_suffix(".ckpt")
         fp = dict(name=name, rna=rna_vae.config(), atac=atac_vae.config(), n=X.shape[0], nnz=int(X.nnz),
-                  input=source, init=init)
+                  input=source, init=init, **({"dispersion": dispersion} if name == "atac_to_rna" else {}))
         fp["rna"].pop("fit", None), fp["atac"].pop("fit", None)
         with timed(log, f"train translator {name}"):
             res = fit(model, translation_loss, tl, vl, cfg, ckpt, log, params=tr.parameters(), fingerprint=fp)
         scores[name] = float(res["best_val_loss"])
-        results[name] = fit_summary(res)
+        results[name] = fit_summary(res) | {"validation": cfg.validation}
         trained[name] = tr
         config = tr.config() | {"direction": name, "val_nll": scores[name]}
         save_module(tr, config, out)

@@ -33,11 +33,15 @@ def set_seed(seed: int) -> None:
 
 ES_DEFAULT_THRESHOLD = 1e-6
 LR_PLATEAU_MONITORS = ("train", "val")
+# how the validation loss is computed: "eval" (eval mode: no dropout, posterior means; ours,
+# deterministic) or "train" (the training graph: dropout on, z sampled; the authors' code)
+VALIDATION_MODES = ("eval", "train")
 # FitConfig fields added after checkpoints were first written: left out of the checkpoint key
 # while at their defaults, so older checkpoints of unchanged configurations still resume
 _OPTIONAL_DEFAULTS = {
     "early_stopping_threshold": ES_DEFAULT_THRESHOLD, "grad_clip_norm": None, "lr_plateau_factor": 0.0,
     "lr_plateau_patience": 10, "lr_plateau_min_lr": 0.0, "lr_plateau_threshold": 1e-4, "lr_plateau_monitor": "val",
+    "validation": "eval",
 }
 
 
@@ -67,8 +71,12 @@ class FitConfig:
     lr_plateau_min_lr: float = 0.0
     lr_plateau_threshold: float = 1e-4
     lr_plateau_monitor: str = "val"
+    # the validation loss in eval mode (deterministic) or on the training graph (see VALIDATION_MODES)
+    validation: str = "eval"
 
     def __post_init__(self):
+        if self.validation not in VALIDATION_MODES:
+            raise ValueError(f"validation must be one of {VALIDATION_MODES}, not {self.validation!r}")
         if self.lr_plateau_monitor not in LR_PLATEAU_MONITORS:
             raise ValueError(f"lr_plateau_monitor must be one of {LR_PLATEAU_MONITORS}, "
                              f"not {self.lr_plateau_monitor!r}")
@@ -104,6 +112,7 @@ class FitConfig:
             lr_plateau_min_lr=float(sched.get("min_lr", 0.0)),
             lr_plateau_threshold=float(sched.get("threshold", 1e-4)),
             lr_plateau_monitor=str(sched.get("monitor", "val")),
+            validation=str(params.get("validation", "eval")),
         )
 
 
@@ -154,9 +163,10 @@ def _state_to_cpu(sd: dict) -> dict:
 
 
 @torch.no_grad()
-def evaluate_loss(model, loss_fn, loader, epoch) -> float:
-    """Mean of ``loss_fn`` over a loader weighted by batch size, in eval mode."""
-    model.eval()
+def evaluate_loss(model, loss_fn, loader, epoch, mode: str = "eval") -> float:
+    """Mean of ``loss_fn`` over a loader weighted by batch size, in eval mode (``mode="eval"``) or
+    in training mode (``"train"``: dropout on, z sampled, as the authors' validation losses)."""
+    model.train(mode == "train")
     total, n = 0.0, 0
     for batch in loader:
         b = batch["x"].shape[0]
@@ -185,7 +195,8 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
 
     ``loss_fn(model, batch, epoch)`` returns the scalar mean loss of a batch; it is called in
     train mode for training batches. The monitored validation loss is ``val_fn`` (default
-    ``loss_fn``) in eval mode (under ``no_grad``), e.g. the reconstruction loss only.
+    ``loss_fn``) under ``no_grad``, e.g. the reconstruction loss only, in eval mode (or in train
+    mode with ``cfg.validation == "train"``).
     Early stopping: training stops after ``cfg.patience`` epochs without improvement (by more than
     ``cfg.early_stopping_threshold``, relative; the best weights are those of the lowest validation
     loss). Optional: gradient-norm clipping (``cfg.grad_clip_norm``) and ReduceLROnPlateau
@@ -270,7 +281,7 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
         train_loss = tot / max(n, 1)
         if hasattr(val_loader, "set_epoch"):
             val_loader.set_epoch(0)
-        val_loss = evaluate_loss(model, val_fn, val_loader, epoch)
+        val_loss = evaluate_loss(model, val_fn, val_loader, epoch, cfg.validation)
         rec = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "steps": steps}
         if sched is not None:
             rec["lr"] = float(opt.param_groups[0]["lr"])  # the rate this epoch was trained with

@@ -1,6 +1,7 @@
 """Polarbear's latent translators (workflow_lib.models.translator): a linear map between the two
 latent spaces, trained through the frozen target VAE's decoder."""
 
+import pytest
 import torch
 
 from workflow_lib.models.translator import LatentTranslator, TranslationModel, translation_loss
@@ -80,3 +81,42 @@ def test_translator_glorot_init_and_torch_default():
     assert torch.count_nonzero(tr.linear.bias) == 0
     tr.reset_parameters("torch")  # nn.Linear's default: U(+-1/sqrt(fan_in)), bias too
     assert float(tr.linear.weight.abs().max()) <= 25 ** -0.5 and torch.count_nonzero(tr.linear.bias) > 0
+
+
+def test_translator_dispersion_of_its_own_weighs_the_rna_loss():
+    """The authors' ATAC->RNA translator trains a per-batch, per-gene ZINB dispersion of its own
+    (``translator_yx_px_r_genebatch``, a dense layer of the ATAC batch one-hot), used in place of
+    the frozen RNA VAE's theta; the VAE stays frozen."""
+    vae, batch = _target_batch()
+    batch["b_source"] = torch.eye(3)[torch.arange(6) % 3]        # ATAC batch categories of their own
+    tr = LatentTranslator(3, 4, 3, 10)
+    assert tr.config() == {"kind": "translator", "latent_in": 3, "latent_out": 4, "dispersion_batches": 3,
+                           "dispersion_genes": 10}
+    tr.reset_parameters("glorot")                                 # Dense(10) of a 3-wide one-hot
+    bound = (6 / (3 + 10)) ** 0.5
+    assert 0.7 * bound <= float(tr.log_theta.abs().max()) <= bound
+    tr.reset_parameters("torch")
+    assert torch.count_nonzero(tr.log_theta) == 0                 # theta = 1, as the VAE's start
+    with torch.no_grad():
+        tr.log_theta.copy_(torch.linspace(-1, 2, 30).reshape(3, 10))
+    model = TranslationModel(tr, vae).eval()
+    with torch.no_grad():
+        nll = model.nll(batch)
+        z = tr(batch["z"])
+        theta = torch.exp(batch["b_source"] @ tr.log_theta)
+        torch.testing.assert_close(nll, -vae.recon_log_prob(batch["x"], z, batch["b"], batch["size"], theta=theta))
+        own = -vae.recon_log_prob(batch["x"], z, batch["b"], batch["size"])  # the VAE's theta
+        assert not torch.allclose(nll, own)
+    model.train()
+    translation_loss(model, batch).backward()
+    assert tr.log_theta.grad is not None and torch.count_nonzero(tr.log_theta.grad) > 0
+    assert all(p.grad is None for p in vae.parameters())
+    with torch.no_grad():                                          # log theta clipped at 15, as the VAE's
+        tr.log_theta.fill_(40.0)
+        assert torch.isfinite(tr.theta(batch["b_source"])).all()
+        assert float(tr.theta(batch["b_source"]).max()) == pytest.approx(float(torch.exp(torch.tensor(15.0))))
+
+
+def test_translator_dispersion_needs_both_sizes():
+    with pytest.raises(ValueError, match="both"):
+        LatentTranslator(3, 4, 2, 0)

@@ -6,6 +6,13 @@ target modality's negative log-likelihood (ZINB for RNA, depth-aware Bernoulli f
 As in the authors' code, training batches may carry the source posterior's log-variance
 (``batch['z_logvar']``): the translator is then trained on z sampled from q(z | source cell);
 in eval mode (validation, prediction) it always reads the posterior mean.
+
+Dispersion of the ATAC -> RNA translation (``dispersion``): in the authors' code the translated
+RNA profile's ZINB has a dispersion of its own, ``translator_yx_px_r_genebatch``, a dense layer
+of the ATAC batch one-hot trained with the translator (``LatentTranslator(..., dispersion=
+(n_batches, n_genes))``: log theta = b_atac @ ``log_theta``, clipped at 15, as the VAE's);
+``dispersion=None`` uses the frozen RNA VAE's theta instead (our earlier choice). It only weighs
+the training loss: predictions are the decoder's scale, which does not depend on theta.
 """
 
 from __future__ import annotations
@@ -13,13 +20,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .vae import WEIGHT_INITS, check_choice, glorot_init_
+from .vae import WEIGHT_INITS, check_choice, glorot_, glorot_init_
+
+
+TRANSLATOR_DISPERSIONS = ("translator", "vae")
 
 
 class LatentTranslator(nn.Module):
-    def __init__(self, latent_in: int, latent_out: int):
+    """A linear map of latent codes; with ``dispersion=(n_batches, n_genes)`` it also holds the
+    per-batch, per-gene log inverse dispersion of the translated RNA profiles."""
+
+    def __init__(self, latent_in: int, latent_out: int, dispersion_batches: int = 0, dispersion_genes: int = 0):
         super().__init__()
         self.linear = nn.Linear(latent_in, latent_out)
+        if (dispersion_batches > 0) != (dispersion_genes > 0):
+            raise ValueError("a translator dispersion needs both dispersion_batches and dispersion_genes")
+        self.log_theta = (nn.Parameter(torch.zeros(int(dispersion_batches), int(dispersion_genes)))
+                          if dispersion_batches > 0 else None)
 
     def forward(self, z):
         return self.linear(z)
@@ -31,9 +48,20 @@ class LatentTranslator(nn.Module):
         self.linear.reset_parameters()
         if scheme == "glorot":
             glorot_init_(self)
+            if self.log_theta is not None:  # the authors' Dense(n_genes) of the batch one-hot
+                glorot_(self.log_theta.data, *self.log_theta.shape)
+        elif self.log_theta is not None:
+            nn.init.zeros_(self.log_theta)
+
+    def theta(self, b_source):
+        """Inverse dispersion of the translated RNA profiles for source (ATAC) batch one-hots."""
+        return torch.exp((b_source @ self.log_theta).clamp(max=15.0))
 
     def config(self) -> dict:
-        return {"kind": "translator", "latent_in": self.linear.in_features, "latent_out": self.linear.out_features}
+        cfg = {"kind": "translator", "latent_in": self.linear.in_features, "latent_out": self.linear.out_features}
+        if self.log_theta is not None:
+            cfg |= {"dispersion_batches": int(self.log_theta.shape[0]), "dispersion_genes": int(self.log_theta.shape[1])}
+        return cfg
 
 
 class TranslationModel(nn.Module):
@@ -54,12 +82,16 @@ class TranslationModel(nn.Module):
 
     def nll(self, batch) -> torch.Tensor:
         """Per-cell NLL of the target profile ``batch['x']`` given the source latent ``batch['z']``
-        (sampled with ``batch['z_logvar']`` in training mode when present)."""
+        (sampled with ``batch['z_logvar']`` in training mode when present). A translator with a
+        dispersion of its own reads the source batch one-hot ``batch['b_source']``."""
         z = batch["z"]
         if self.training and "z_logvar" in batch:
             z = z + torch.exp(0.5 * batch["z_logvar"]) * torch.randn_like(z)
         z = self.translator(z)
-        return -self.target.recon_log_prob(batch["x"], z, batch["b"], batch["size"])
+        if self.translator.log_theta is None:
+            return -self.target.recon_log_prob(batch["x"], z, batch["b"], batch["size"])
+        return -self.target.recon_log_prob(batch["x"], z, batch["b"], batch["size"],
+                                           theta=self.translator.theta(batch["b_source"]))
 
 
 def translation_loss(model: TranslationModel, batch, epoch=None) -> torch.Tensor:

@@ -222,9 +222,11 @@ class RNAVAE(_VAEBase):
         theta = torch.exp((b @ self.log_theta).clamp(max=15.0))
         return scale, self.dec_dropout(h), theta
 
-    def recon_log_prob(self, x, z, b, size):
-        """log p(x | z, b, library size) summed over genes (per cell)."""
-        scale, zi, theta = self.decode(z, b)
+    def recon_log_prob(self, x, z, b, size, theta=None):
+        """log p(x | z, b, library size) summed over genes (per cell); ``theta`` replaces the
+        VAE's own inverse dispersion (a translator's, see ``models.translator``)."""
+        scale, zi, own_theta = self.decode(z, b)
+        theta = own_theta if theta is None else theta
         mu = scale * size.reshape(-1, 1)
         return zinb_log_prob(x, mu, theta, zi).sum(-1)
 
