@@ -85,7 +85,8 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
             cfg = json.loads((g / f"vae_{mod}.json").read_text())
             assert cfg["latent"] == pb.parse_point(point)["latent"]
             assert cfg["fit"]["init"] == pb.DEFAULTS["vae"]["init"] == "glorot"  # the authors' TF dense init
-            assert cfg["fit"]["validation"] == pb.DEFAULTS["vae"]["validation"] == "eval"  # a named departure
+            assert cfg["fit"]["validation"] == pb.DEFAULTS["vae"]["validation"] == "train"  # the authors'
+
             if mod == "rna":  # the default input: log1p of counts scaled to the median training library
                 co = ad.read_h5ad(data["coassay_rna"])
                 lib = np.asarray(co.X[(co.obs["split_random"] == "train").to_numpy()].sum(1)).ravel()
@@ -107,6 +108,8 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
         assert (t_yx["dispersion_batches"], t_yx["dispersion_genes"]) == (vae_cfg["atac"]["n_batches"],
                                                                           vae_cfg["rna"]["n_genes"])
         assert "dispersion_genes" not in json.loads((g / "translator_rna_to_atac.json").read_text())
+        fits = json.loads((g / "scores.json").read_text())["fit"]
+        assert {f["validation"] for f in fits.values()} == {pb.DEFAULTS["translator"]["validation"]} == {"train"}
     if method == "polarbear":
         # the polarbear VAE saw single-assay cells: batch one-hot has all categories
         assert json.loads((mdir / "grid" / points[0] / "vae_atac.json").read_text())["n_batches"] == 3

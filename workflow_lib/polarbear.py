@@ -219,7 +219,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     if fit_params.get("init_output_bias", True):
         _init_output_bias(model, X, train, size)
     model.to(device)
-    cfg = FitConfig.from_params(fit_params, seed=seed)
+    cfg = FitConfig.from_params({"validation": DEFAULTS["vae"]["validation"]} | dict(fit_params), seed=seed)
     cov = {"b": onehot, "size": size}
     tl = SparseCellLoader(X, train, cfg.batch_size, True, seed, cov, device)
     vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
@@ -276,7 +276,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     with timed(log, "latent posteriors of co-assay cells"):
         mu_x, lv_x = latent_posteriors(rna_vae, co_rna.X, b_rna, device=device)
         mu_y, lv_y = latent_posteriors(atac_vae, co_atac.X, b_atac, device=device)
-    cfg = FitConfig.from_params(fit_params, seed=seed)
+    cfg = FitConfig.from_params({"validation": DEFAULTS["translator"]["validation"]} | dict(fit_params), seed=seed)
     cfg.kl_warmup_epochs = 0
     source = str(fit_params.get("input", "sample"))
     check_choice("translator input", source, TRANSLATOR_INPUTS)
