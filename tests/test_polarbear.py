@@ -86,7 +86,6 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
             assert cfg["latent"] == pb.parse_point(point)["latent"]
             assert cfg["fit"]["init"] == pb.DEFAULTS["vae"]["init"] == "glorot"  # the authors' TF dense init
             assert cfg["fit"]["validation"] == pb.DEFAULTS["vae"]["validation"] == "train"  # the authors'
-
             if mod == "rna":  # the default input: log1p of counts scaled to the median training library
                 co = ad.read_h5ad(data["coassay_rna"])
                 lib = np.asarray(co.X[(co.obs["split_random"] == "train").to_numpy()].sum(1)).ravel()

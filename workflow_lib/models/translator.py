@@ -7,12 +7,13 @@ As in the authors' code, training batches may carry the source posterior's log-v
 (``batch['z_logvar']``): the translator is then trained on z sampled from q(z | source cell);
 in eval mode (validation, prediction) it always reads the posterior mean.
 
-Dispersion of the ATAC -> RNA translation (``dispersion``): in the authors' code the translated
-RNA profile's ZINB has a dispersion of its own, ``translator_yx_px_r_genebatch``, a dense layer
-of the ATAC batch one-hot trained with the translator (``LatentTranslator(..., dispersion=
-(n_batches, n_genes))``: log theta = b_atac @ ``log_theta``, clipped at 15, as the VAE's);
-``dispersion=None`` uses the frozen RNA VAE's theta instead (our earlier choice). It only weighs
-the training loss: predictions are the decoder's scale, which does not depend on theta.
+Dispersion of the ATAC -> RNA translation (config ``translator.dispersion``): in the authors'
+code the translated RNA profile's ZINB has a dispersion of its own, ``translator_yx_px_r_genebatch``,
+a dense layer of the ATAC batch one-hot trained with the translator (``LatentTranslator(...,
+dispersion_batches, dispersion_genes)``: log theta = b_atac @ ``log_theta``, clipped at 15, as the
+VAE's); a translator without them uses the frozen RNA VAE's theta (``dispersion: vae``, our earlier
+choice). It only weighs the training loss: predictions are the decoder's scale, which does not
+depend on theta.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .vae import WEIGHT_INITS, check_choice, glorot_, glorot_init_
+from .vae import WEIGHT_INITS, batch_theta, check_choice, glorot_, glorot_init_
 
 
 TRANSLATOR_DISPERSIONS = ("translator", "vae")
 
 
 class LatentTranslator(nn.Module):
-    """A linear map of latent codes; with ``dispersion=(n_batches, n_genes)`` it also holds the
-    per-batch, per-gene log inverse dispersion of the translated RNA profiles."""
+    """A linear map of latent codes; with ``dispersion_batches`` and ``dispersion_genes`` it also
+    holds the per-batch, per-gene log inverse dispersion of the translated RNA profiles."""
 
     def __init__(self, latent_in: int, latent_out: int, dispersion_batches: int = 0, dispersion_genes: int = 0):
         super().__init__()
@@ -55,7 +56,7 @@ class LatentTranslator(nn.Module):
 
     def theta(self, b_source):
         """Inverse dispersion of the translated RNA profiles for source (ATAC) batch one-hots."""
-        return torch.exp((b_source @ self.log_theta).clamp(max=15.0))
+        return batch_theta(b_source, self.log_theta)
 
     def config(self) -> dict:
         cfg = {"kind": "translator", "latent_in": self.linear.in_features, "latent_out": self.linear.out_features}
@@ -88,7 +89,7 @@ class TranslationModel(nn.Module):
         if self.training and "z_logvar" in batch:
             z = z + torch.exp(0.5 * batch["z_logvar"]) * torch.randn_like(z)
         z = self.translator(z)
-        if self.translator.log_theta is None:
+        if self.translator.log_theta is None:  # the target's own likelihood (ATAC: no dispersion)
             return -self.target.recon_log_prob(batch["x"], z, batch["b"], batch["size"])
         return -self.target.recon_log_prob(batch["x"], z, batch["b"], batch["size"],
                                            theta=self.translator.theta(batch["b_source"]))

@@ -118,6 +118,12 @@ def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "per_
     raise ValueError(f"atac hidden rule must be one of {ATAC_HIDDEN_RULES}, not {rule!r}")
 
 
+def batch_theta(b, log_theta):
+    """ZINB inverse dispersion per cell and gene from batch one-hots ``b`` and a (batches, genes)
+    ``log_theta``: exp(b @ log_theta), log theta clipped at 15 as in the authors' code."""
+    return torch.exp((b @ log_theta).clamp(max=15.0))
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, not {value!r}")
@@ -219,8 +225,7 @@ class RNAVAE(_VAEBase):
         """(scale rows summing to 1, zero-inflation logits, theta)."""
         h = self.decoder(torch.cat([z, b], dim=-1))
         scale = torch.softmax(self.dec_scale(h), dim=-1)
-        theta = torch.exp((b @ self.log_theta).clamp(max=15.0))
-        return scale, self.dec_dropout(h), theta
+        return scale, self.dec_dropout(h), batch_theta(b, self.log_theta)
 
     def recon_log_prob(self, x, z, b, size, theta=None):
         """log p(x | z, b, library size) summed over genes (per cell); ``theta`` replaces the
