@@ -144,6 +144,37 @@ def test_validation_in_train_mode_is_the_authors_noisy_loss():
         FitConfig.from_params(base | {"validation": "dropout"})
 
 
+def test_shuffle_once_walks_one_fixed_order_every_epoch():
+    """shuffle "once" (the authors': training matrices shuffled once, then batches of consecutive
+    rows) trains every epoch on the same seeded permutation of the training cells; "epoch" (the
+    loop's default) draws a new one each epoch. The mode is in the checkpoint key."""
+    from workflow_lib.train import _cfg_key
+
+    model, X, cov, rows = rna_vae_setup()
+    vl = SparseCellLoader(X, rows[:16], 16, False, 0, cov)
+    loss = vae_loss_fn(0.0, 0)
+    base = {"batch_size": 8, "learning_rate": 1e-3, "max_epochs": 3, "patience": 5}
+    orders = {}
+    for mode in ("once", "epoch"):
+        seen = []
+
+        def spy(m, b, e):
+            if m.training:
+                seen.append((e, tuple(b["idx"].tolist())))
+            return loss(m, b, e)
+        tl = SparseCellLoader(X, rows, 8, True, 3, cov)
+        fit(model, spy, tl, vl, FitConfig.from_params(base | {"shuffle": mode}), None)
+        orders[mode] = [sum((ids for e, ids in seen if e == ep), ()) for ep in range(3)]
+    once, every = orders["once"], orders["epoch"]
+    assert sorted(once[0]) == sorted(rows.tolist()) and once[0] != tuple(rows.tolist())  # a permutation
+    assert once[0] == once[1] == once[2]
+    assert every[0] == once[0] and every[1] != every[0] and every[2] != every[1]
+    assert FitConfig.from_params(base).shuffle == "epoch"
+    assert _cfg_key(FitConfig.from_params(base | {"shuffle": "once"}), None) != _cfg_key(FitConfig.from_params(base), None)
+    with pytest.raises(ValueError, match="shuffle must be one of"):
+        FitConfig.from_params(base | {"shuffle": "never"})
+
+
 # --- optional extras of fit (used by BABEL): relative early-stopping threshold, gradient clipping,
 # ReduceLROnPlateau -- and the loop is unchanged when they are off -------------------------------
 

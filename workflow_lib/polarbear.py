@@ -219,7 +219,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     if fit_params.get("init_output_bias", True):
         _init_output_bias(model, X, train, size)
     model.to(device)
-    cfg = FitConfig.from_params({"validation": DEFAULTS["vae"]["validation"]} | dict(fit_params), seed=seed)
+    cfg = FitConfig.from_params(_fit_defaults("vae") | dict(fit_params), seed=seed)
     cov = {"b": onehot, "size": size}
     tl = SparseCellLoader(X, train, cfg.batch_size, True, seed, cov, device)
     vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
@@ -228,18 +228,26 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
               n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")), init=init)
     es = check_choice("early_stopping", fp["early_stopping"], VAE_EARLY_STOPPING)
     log.info("%s VAE: %s; %s weight init; KL weight 0 for %d epochs, then warm-up to beta=%g over %d epochs; early stopping "
-             "on validation %s in %s mode (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs",
+             "on validation %s in %s mode (patience %d, at least %d steps), Adam lr %g eps %g, batch %d, <= %d epochs, "
+             "training cells shuffled %s",
              modality, {k: v for k, v in model.config().items() if k not in meta and k != "chrom_sizes"}, init,
              cfg.kl_start_epochs, hp["beta"], cfg.kl_warmup_epochs, es, cfg.validation, cfg.patience, cfg.min_steps,
-             cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs)
+             cfg.learning_rate, cfg.adam_eps, cfg.batch_size, cfg.max_epochs,
+             "every epoch" if cfg.shuffle == "epoch" else "once (the same order every epoch)")
     with timed(log, f"train {modality} VAE {point}"):
         res = fit(model, vae_loss_fn(hp["beta"], cfg.kl_warmup_epochs, cfg.kl_start_epochs), tl, vl, cfg, ckpt,
                   log, fingerprint=fp, val_fn=vae_recon_loss if es == "reconstruction" else None)
     config = model.config()
-    config["fit"] = fit_summary(res) | {"early_stopping": es, "init": init, "validation": cfg.validation}
+    config["fit"] = fit_summary(res) | {"early_stopping": es, "init": init, "validation": cfg.validation,
+                                        "shuffle": cfg.shuffle}
     save_module(model, config, out_pt, out_json)
     ckpt.unlink(missing_ok=True)
     return res
+
+
+def _fit_defaults(stage: str) -> dict:
+    """The loop settings a stage's ``fit_params`` may leave out, from :data:`DEFAULTS`."""
+    return {k: DEFAULTS[stage][k] for k in ("validation", "shuffle")}
 
 
 def batch_categories(a: ad.AnnData) -> list[str]:
@@ -276,7 +284,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     with timed(log, "latent posteriors of co-assay cells"):
         mu_x, lv_x = latent_posteriors(rna_vae, co_rna.X, b_rna, device=device)
         mu_y, lv_y = latent_posteriors(atac_vae, co_atac.X, b_atac, device=device)
-    cfg = FitConfig.from_params({"validation": DEFAULTS["translator"]["validation"]} | dict(fit_params), seed=seed)
+    cfg = FitConfig.from_params(_fit_defaults("translator") | dict(fit_params), seed=seed)
     cfg.kl_warmup_epochs = 0
     source = str(fit_params.get("input", "sample"))
     check_choice("translator input", source, TRANSLATOR_INPUTS)
@@ -286,9 +294,11 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
                               str(fit_params.get("dispersion", DEFAULTS["translator"]["dispersion"])),
                               TRANSLATOR_DISPERSIONS)
     log.info("translators: trained on %s of the source posterior, %s weight init, Adam lr %g eps %g, batch %d, "
-             "<= %d epochs, patience %d (validation in %s mode), at least %d steps; ATAC->RNA dispersion: %s",
+             "<= %d epochs, patience %d (validation in %s mode), at least %d steps, shuffled %s; ATAC->RNA "
+             "dispersion: %s",
              "samples z ~ q(z|x)" if source == "sample" else "the means", init, cfg.learning_rate, cfg.adam_eps,
              cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.validation, cfg.min_steps,
+             "every epoch" if cfg.shuffle == "epoch" else "once",
              "the translator's own (authors')" if dispersion == "translator" else "the frozen RNA VAE's")
     scores, results, trained = {}, {}, {}
     jobs = (
@@ -318,7 +328,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
         with timed(log, f"train translator {name}"):
             res = fit(model, translation_loss, tl, vl, cfg, ckpt, log, params=tr.parameters(), fingerprint=fp)
         scores[name] = float(res["best_val_loss"])
-        results[name] = fit_summary(res) | {"validation": cfg.validation}
+        results[name] = fit_summary(res) | {"validation": cfg.validation, "shuffle": cfg.shuffle}
         trained[name] = tr
         config = tr.config() | {"direction": name, "val_nll": scores[name]}
         save_module(tr, config, out)

@@ -8,15 +8,19 @@ Values follow the paper and, where it is silent, the authors' code (Noble-Lab/Po
   reconstruction loss; KL weight 0 in the first epoch, then warmed up linearly to beta over
   400 (RNA) / 80 (ATAC) epochs; Adam lr 1e-3 eps 0.01 (RNA), lr 1e-4 eps 1e-5 (ATAC);
 * translators: batch 16, at most 100 epochs, patience 45, Adam lr 1e-3, trained on latent samples
-  of the co-assay training cells. Adam eps 1e-7 here; the authors' ``tf.train.AdamOptimizer``
-  default is 1e-8 (1e-7 is Keras'): a difference found on 2026-12-02 and not yet changed. The
-  ATAC -> RNA translator trains a per-gene, per-batch ZINB dispersion of its own
+  of the co-assay training cells, Adam eps 1e-8 (``tf.train.AdamOptimizer``'s default; ours was
+  Keras' 1e-7 until 2026-12-03). The ATAC -> RNA translator trains a per-gene, per-batch ZINB dispersion of its own
   (``translator_yx_px_r_genebatch``; ``dispersion: translator``), not the frozen RNA VAE's.
 
 Early stopping of both watches a validation loss computed as the authors' is, on the training
 graph: dropout on, z sampled (``validation: train``; ``eval`` = eval mode, no dropout, posterior
 means, our choice before 2026-12-03). It is noisy but reproducible: the draws come from the seeded
 generator.
+
+Both walk their training cells in one seeded random order that is the same in every epoch
+(``shuffle: once``): the authors' code shuffles its training matrices once, before training, and
+its batches are consecutive rows. ``shuffle: epoch`` (a new permutation every epoch) was ours
+until 2026-12-03.
 
 ``min_steps`` (no early stopping, and no best epoch, before that many optimiser steps) is ours:
 the authors' translators always ran for at least 45 epochs through their patience.
@@ -37,13 +41,13 @@ AUTHOR_DEFAULTS = {
         "activation": "leaky_relu", "early_stopping": "reconstruction", "rna_input": "counts",
         "rna_decoder_dropout": 0.0, "atac_input": "binary", "atac_hidden": "per_chromosome",
         "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True, "init": "glorot",
-        "validation": "train",
+        "validation": "train", "shuffle": "once",
         "rna": {"learning_rate": 0.001, "adam_eps": 0.01, "kl_warmup_epochs": 400, "kl_start_epochs": 0},
         "atac": {"learning_rate": 0.0001, "adam_eps": 1e-5, "kl_warmup_epochs": 80, "kl_start_epochs": 0},
     },
-    "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-7, "max_epochs": 100, "patience": 45,
+    "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-8, "max_epochs": 100, "patience": 45,
                    "min_steps": 0, "input": "sample", "init": "glorot", "dispersion": "translator",
-                   "validation": "train"},
+                   "validation": "train", "shuffle": "once"},
     "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
 }
 

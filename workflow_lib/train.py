@@ -36,12 +36,16 @@ LR_PLATEAU_MONITORS = ("train", "val")
 # how the validation loss is computed: "eval" (eval mode: no dropout, posterior means; ours,
 # deterministic) or "train" (the training graph: dropout on, z sampled; the authors' code)
 VALIDATION_MODES = ("eval", "train")
+# order of the training cells: "epoch" (a fresh seeded permutation every epoch; ours) or "once"
+# (one seeded permutation, the same in every epoch: the authors' code shuffles its training
+# matrices once and then walks them in order)
+SHUFFLE_MODES = ("epoch", "once")
 # FitConfig fields added after checkpoints were first written: left out of the checkpoint key
 # while at their defaults, so older checkpoints of unchanged configurations still resume
 _OPTIONAL_DEFAULTS = {
     "early_stopping_threshold": ES_DEFAULT_THRESHOLD, "grad_clip_norm": None, "lr_plateau_factor": 0.0,
     "lr_plateau_patience": 10, "lr_plateau_min_lr": 0.0, "lr_plateau_threshold": 1e-4, "lr_plateau_monitor": "val",
-    "validation": "eval",
+    "validation": "eval", "shuffle": "epoch",
 }
 
 
@@ -73,8 +77,13 @@ class FitConfig:
     lr_plateau_monitor: str = "val"
     # the validation loss in eval mode (deterministic) or on the training graph (see VALIDATION_MODES)
     validation: str = "eval"
+    # the order of training batches (see SHUFFLE_MODES); a loader with ``set_epoch`` is told epoch 0
+    # in every epoch under "once"
+    shuffle: str = "epoch"
 
     def __post_init__(self):
+        if self.shuffle not in SHUFFLE_MODES:
+            raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, not {self.shuffle!r}")
         if self.validation not in VALIDATION_MODES:
             raise ValueError(f"validation must be one of {VALIDATION_MODES}, not {self.validation!r}")
         if self.lr_plateau_monitor not in LR_PLATEAU_MONITORS:
@@ -113,6 +122,7 @@ class FitConfig:
             lr_plateau_threshold=float(sched.get("threshold", 1e-4)),
             lr_plateau_monitor=str(sched.get("monitor", "val")),
             validation=str(params.get("validation", "eval")),
+            shuffle=str(params.get("shuffle", "epoch")),
         )
 
 
@@ -263,7 +273,7 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
     while not done and epoch < cfg.max_epochs:
         model.train()
         if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
+            train_loader.set_epoch(epoch if cfg.shuffle == "epoch" else 0)
         tot, n = 0.0, 0
         for batch in train_loader:
             opt.zero_grad(set_to_none=True)

@@ -138,6 +138,10 @@ def test_glorot_init_is_tensorflows_dense_init_with_the_authors_fans():
             assert torch.count_nonzero(m.bias) == 0
         if isinstance(m, torch.nn.LayerNorm):
             assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+            assert m.eps == 1e-12  # tf.contrib.layers.layer_norm's variance epsilon
+    # the dispersion: the authors' Dense(n_genes) of the batch one-hot (px_r_genebatch_x)
+    assert _within(rna.log_theta, _bound(2, 300))
+    rna.reset_parameters("torch")
     assert torch.all(rna.log_theta == 0)
 
     chroms, nb = [400, 900, 250], 2

@@ -63,6 +63,9 @@ ACTIVATIONS = ("leaky_relu", "relu")
 RNA_INPUTS = ("counts", "log1p", "log1p_norm")
 ATAC_INPUTS = ("binary", "idf")
 ATAC_DECODER_WIDTH = 22  # the authors' first ATAC decoder layer has 22 x latent units (fixed)
+# the variance epsilon of every LayerNorm: tf.contrib.layers.layer_norm's (the authors'), not
+# torch's 1e-5 (ours until 2026-12-03; a saved model's outputs move by ~1e-6 relative)
+LAYER_NORM_EPS = 1e-12
 
 
 def hidden_width(n_in: int, latent: int) -> int:
@@ -136,12 +139,13 @@ def _act(name: str) -> nn.Module:
 
 
 def _block(n_in, n_out, dropout, act="leaky_relu"):
-    return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), _act(act), nn.Dropout(dropout))
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out, eps=LAYER_NORM_EPS), _act(act),
+                         nn.Dropout(dropout))
 
 
 def _post(sizes, dropout, act="leaky_relu"):
     """Per-block LayerNorm - activation - dropout after a within-chromosome layer."""
-    return nn.Sequential(BlockLayerNorm(sizes), _act(act), nn.Dropout(dropout))
+    return nn.Sequential(BlockLayerNorm(sizes, eps=LAYER_NORM_EPS), _act(act), nn.Dropout(dropout))
 
 
 class _VAEBase(nn.Module):
@@ -165,14 +169,20 @@ class _VAEBase(nn.Module):
     def reset_parameters(self, scheme: str = "glorot") -> None:
         """Re-initialise the weights: ``glorot`` (the authors' TensorFlow dense layers, see
         :func:`glorot_init_`) or ``torch`` (PyTorch's defaults, as constructed). The RNA
-        dispersion ``log_theta`` stays 0 (the authors' is a bias-free dense layer of the batch
-        one-hot, drawn at random)."""
+        dispersion ``log_theta`` is the authors' ``px_r_genebatch_x``, a dense layer of the batch
+        one-hot: Glorot-uniform under ``glorot`` (0 under ``torch``). Their layer also has a bias,
+        zero at the start; with a one-hot input it is the same function, so ours has none."""
         check_choice("weight init", scheme, WEIGHT_INITS)
         for m in self.modules():
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+        log_theta = getattr(self, "log_theta", None)
+        if log_theta is not None:
+            nn.init.zeros_(log_theta)
         if scheme == "glorot":
             glorot_init_(self)
+            if log_theta is not None:
+                glorot_(log_theta.data, *log_theta.shape)
 
 
 class RNAVAE(_VAEBase):
@@ -283,7 +293,7 @@ class ATACVAE(_VAEBase):
         self.enc_logvar = nn.Linear(latent * n_chr, latent)
         # decoder: shared Linear(22 * latent) - LayerNorm, then per chromosome 2 hidden layers -> logits
         w0 = ATAC_DECODER_WIDTH * int(latent)
-        self.dec1 = nn.Sequential(nn.Linear(latent + n_batches, w0), nn.LayerNorm(w0))
+        self.dec1 = nn.Sequential(nn.Linear(latent + n_batches, w0), nn.LayerNorm(w0, eps=LAYER_NORM_EPS))
         self.dec2 = nn.Sequential(nn.Linear(w0, h), _post(hs, dropout, activation))
         self.dec3 = nn.Sequential(ChromSplitLinear(hs, hs), _post(hs, dropout, activation))
         self.dec_out = ChromSplitLinear(hs, chrom_sizes)
@@ -318,7 +328,8 @@ class ATACVAE(_VAEBase):
         x = y * self.idf if self.input_transform == "idf" else y
         h = self.enc1_post(self.enc1(x) + self.enc1_batch(b))
         h = self.enc3(self.enc2(h))
-        return self.enc_mu(h), self.enc_logvar(h).clamp(-15.0, 15.0)
+        # log-variance clipped at 15 from above only, as the authors' (their lower clip is -2e6)
+        return self.enc_mu(h), self.enc_logvar(h).clamp(max=15.0)
 
     def decode_logits(self, z, b):
         h = self.dec3(self.dec2(self.dec1(torch.cat([z, b], dim=-1))))
