@@ -86,7 +86,7 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
             assert cfg["latent"] == pb.parse_point(point)["latent"]
             assert cfg["fit"]["init"] == pb.DEFAULTS["vae"]["init"] == "glorot"  # the authors' TF dense init
             assert cfg["fit"]["validation"] == pb.DEFAULTS["vae"]["validation"] == "train"  # the authors'
-            assert cfg["fit"]["shuffle"] == pb.DEFAULTS["vae"]["shuffle"] == "once"  # the authors' fixed order
+            assert cfg["fit"]["shuffle"] == pb.DEFAULTS["vae"]["shuffle"] == "epoch"  # a named departure
             if mod == "rna":  # the default input: log1p of counts scaled to the median training library
                 co = ad.read_h5ad(data["coassay_rna"])
                 lib = np.asarray(co.X[(co.obs["split_random"] == "train").to_numpy()].sum(1)).ravel()
@@ -110,7 +110,7 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
         assert "dispersion_genes" not in json.loads((g / "translator_rna_to_atac.json").read_text())
         fits = json.loads((g / "scores.json").read_text())["fit"]
         assert {f["validation"] for f in fits.values()} == {pb.DEFAULTS["translator"]["validation"]} == {"train"}
-        assert {f["shuffle"] for f in fits.values()} == {pb.DEFAULTS["translator"]["shuffle"]} == {"once"}
+        assert {f["shuffle"] for f in fits.values()} == {pb.DEFAULTS["translator"]["shuffle"]} == {"epoch"}
     if method == "polarbear":
         # the polarbear VAE saw single-assay cells: batch one-hot has all categories
         assert json.loads((mdir / "grid" / points[0] / "vae_atac.json").read_text())["n_batches"] == 3
