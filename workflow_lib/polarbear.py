@@ -175,6 +175,11 @@ def _init_output_bias(model, X, rows, size):
             model.dec_out.bias.copy_(torch.from_numpy(np.log(p / (1 - p)).astype(np.float32)))
 
 
+def _fit_defaults(stage: str) -> dict:
+    """The loop settings a stage's ``fit_params`` may leave out, from :data:`DEFAULTS`."""
+    return {k: DEFAULTS[stage][k] for k in ("validation", "shuffle")}
+
+
 def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method: str, point: str,
                  fit_params: dict, seed: int, out_pt, out_json=None, threads: int = 1, logger=None) -> dict:
     """Train the RNA or ATAC beta-VAE of one grid point; write state_dict (.pt) + JSON config."""
@@ -243,11 +248,6 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     save_module(model, config, out_pt, out_json)
     ckpt.unlink(missing_ok=True)
     return res
-
-
-def _fit_defaults(stage: str) -> dict:
-    """The loop settings a stage's ``fit_params`` may leave out, from :data:`DEFAULTS`."""
-    return {k: DEFAULTS[stage][k] for k in ("validation", "shuffle")}
 
 
 def batch_categories(a: ad.AnnData) -> list[str]:

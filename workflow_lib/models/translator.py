@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .vae import WEIGHT_INITS, batch_theta, check_choice, glorot_, glorot_init_
+from .vae import WEIGHT_INITS, batch_theta, check_choice, glorot_init_, reset_log_theta_
 
 
 TRANSLATOR_DISPERSIONS = ("translator", "vae")
@@ -49,10 +49,7 @@ class LatentTranslator(nn.Module):
         self.linear.reset_parameters()
         if scheme == "glorot":
             glorot_init_(self)
-            if self.log_theta is not None:  # the authors' Dense(n_genes) of the batch one-hot
-                glorot_(self.log_theta.data, *self.log_theta.shape)
-        elif self.log_theta is not None:
-            nn.init.zeros_(self.log_theta)
+        reset_log_theta_(self.log_theta, scheme)  # the authors' Dense(n_genes) of the batch one-hot
 
     def theta(self, b_source):
         """Inverse dispersion of the translated RNA profiles for source (ATAC) batch one-hots."""

@@ -127,6 +127,17 @@ def batch_theta(b, log_theta):
     return torch.exp((b @ log_theta).clamp(max=15.0))
 
 
+def reset_log_theta_(log_theta, scheme: str) -> None:
+    """In place: a (batches, genes) log dispersion as the authors' dense layer of the batch
+    one-hot starts, Glorot-uniform (``glorot``), or 0 (``torch``); ``None`` is left alone."""
+    if log_theta is None:
+        return
+    if scheme == "glorot":
+        glorot_(log_theta.data, *log_theta.shape)
+    else:
+        nn.init.zeros_(log_theta)
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, not {value!r}")
@@ -176,13 +187,9 @@ class _VAEBase(nn.Module):
         for m in self.modules():
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-        log_theta = getattr(self, "log_theta", None)
-        if log_theta is not None:
-            nn.init.zeros_(log_theta)
         if scheme == "glorot":
             glorot_init_(self)
-            if log_theta is not None:
-                glorot_(log_theta.data, *log_theta.shape)
+        reset_log_theta_(getattr(self, "log_theta", None), scheme)
 
 
 class RNAVAE(_VAEBase):
