@@ -309,3 +309,46 @@ def test_resume_with_scheduler_and_clipping_equals_uninterrupted(tmp_path):
     model, res = run(tmp_path / "k.ckpt")
     assert res["history"] == ref["history"] and res["best_epoch"] == ref["best_epoch"]
     torch.testing.assert_close(model.w, ref_model.w, rtol=0, atol=0)
+
+
+def _authors_stop(losses, patience, epochs_max):
+    """The authors' stopping rule (Noble-Lab/Polarbear bin/train_model.py ``train``), restated:
+    the first epoch sets the reference without being saved and counts as no improvement; a
+    stage ends when more than ``patience`` epochs brought no improvement or after epoch
+    ``epochs_max - 1``. Returns (epochs run, 1-based epoch of the restored weights)."""
+    best, last, saved = None, 0, None
+    for i, loss in enumerate(losses, start=1):
+        best = loss if best is None else best
+        if loss < best:
+            best, last, saved = loss, 0, i
+        else:
+            last += 1
+        if i > 1 and (last > patience or i == epochs_max - 1):
+            return i, saved
+    raise AssertionError("the loss sequence is too short")
+
+
+@pytest.mark.parametrize("stage,authors_max", [("vae", 500), ("translator", 100)])
+def test_author_epoch_limits_and_patience_stop_where_the_authors_loop_stops(stage, authors_max):
+    """settings.AUTHOR_DEFAULTS' max_epochs / patience make ``fit`` run the same epochs and restore
+    the same epoch as the authors' loop with their 500 (VAEs) / 100 (translators) and 45."""
+    import numpy as np
+
+    from workflow_lib.settings import AUTHOR_DEFAULTS
+
+    ours = AUTHOR_DEFAULTS[stage]
+    rng = np.random.default_rng(0)
+    n = authors_max + 5
+    curves = {
+        "keeps improving": 10.0 - 0.01 * np.arange(n),
+        "best at epoch 30": np.r_[np.linspace(5, 1, 30), 1.5 + 0.01 * np.arange(n - 30)],
+        "noisy": 3.0 - 0.5 * np.log1p(np.arange(n)) + rng.normal(0, 0.05, n),
+        "late improvement": np.r_[np.linspace(5, 2, 10), np.full(40, 2.5), [1.0], np.full(n - 51, 1.2)],
+    }
+    for name, curve in curves.items():
+        curve = curve.astype(np.float64)
+        run, saved = _authors_stop(curve, 45, authors_max)
+        res = fit(_Line(), _line_loss, _line_batches(1), _line_batches(1),
+                  FitConfig(8, 0.01, ours["max_epochs"], ours["patience"]), None,
+                  val_fn=lambda m, b, e, c=curve: torch.tensor(c[e], dtype=torch.float64))
+        assert (res["epochs_run"], res["best_epoch"] + 1) == (run, saved), name

@@ -4,10 +4,10 @@ One home for the defaults that ``config.yaml`` (workflow) and ``polarbear train`
 Values follow the paper and, where it is silent, the authors' code (Noble-Lab/Polarbear
 ``bin/run_polarbear.py`` defaults and ``bin/train_model.py``):
 
-* both VAEs: batch 16, at most 500 epochs, patience 45, early stopping on the validation
+* both VAEs: batch 16, at most 499 epochs, patience 46, early stopping on the validation
   reconstruction loss; KL weight 0 in the first epoch, then warmed up linearly to beta over
   400 (RNA) / 80 (ATAC) epochs; Adam lr 1e-3 eps 0.01 (RNA), lr 1e-4 eps 1e-5 (ATAC);
-* translators: batch 16, at most 100 epochs, patience 45, Adam lr 1e-3, trained on latent samples
+* translators: batch 16, at most 99 epochs, patience 46, Adam lr 1e-3, trained on latent samples
   of the co-assay training cells, Adam eps 1e-8 (``tf.train.AdamOptimizer``'s default; ours was
   Keras' 1e-7 until 2026-12-03). The ATAC -> RNA translator trains a per-gene, per-batch ZINB dispersion of its own
   (``translator_yx_px_r_genebatch``; ``dispersion: translator``), not the frozen RNA VAE's.
@@ -21,8 +21,16 @@ The authors' code walks the training cells in one random order, the same in ever
 training matrices are shuffled once, before training; ``shuffle: once``). The default here draws a
 new seeded order every epoch (``shuffle: epoch``), a named departure (:data:`DEPARTURES`).
 
+Epoch limits and patiences are the authors' 500 / 100 and 45 counted as their loop counts
+(``train_model.py``): it ends after epoch ``max - 1`` (``len(iter_list) == my_epochs_max - 1``) and
+stops when more than ``patience`` epochs in a row brought no improvement
+(``last_improvement > patience``; their first epoch counts as one without improvement). ``fit``
+runs ``max_epochs`` epochs and stops after ``patience`` epochs without improvement, hence
+499 / 99 and 46 here: the same epochs run and the same best epoch, whenever the best epoch is not
+the first (theirs never saves the first epoch; ours can restore it).
+
 ``min_steps`` (no early stopping, and no best epoch, before that many optimiser steps) is ours:
-the authors' translators always ran for at least 45 epochs through their patience.
+the authors' translators always ran for at least 46 epochs through their patience.
 
 :data:`DEFAULTS` (used by ``config.yaml`` and ``polarbear train``) are :data:`AUTHOR_DEFAULTS`
 with the named departures of :data:`DEPARTURES`, each justified by a side-by-side measurement in
@@ -36,7 +44,7 @@ import copy
 AUTHOR_DEFAULTS = {
     "grid": {"latent": [10, 25, 50], "beta": [0, 0.5, 1, 2]},
     "vae": {
-        "batch_size": 16, "max_epochs": 500, "patience": 45, "min_steps": 0, "dropout": 0.1,
+        "batch_size": 16, "max_epochs": 499, "patience": 46, "min_steps": 0, "dropout": 0.1,
         "activation": "leaky_relu", "early_stopping": "reconstruction", "rna_input": "counts",
         "rna_decoder_dropout": 0.0, "atac_input": "binary", "atac_hidden": "per_chromosome",
         "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True, "init": "glorot",
@@ -44,7 +52,7 @@ AUTHOR_DEFAULTS = {
         "rna": {"learning_rate": 0.001, "adam_eps": 0.01, "kl_warmup_epochs": 400, "kl_start_epochs": 0},
         "atac": {"learning_rate": 0.0001, "adam_eps": 1e-5, "kl_warmup_epochs": 80, "kl_start_epochs": 0},
     },
-    "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-8, "max_epochs": 100, "patience": 45,
+    "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-8, "max_epochs": 99, "patience": 46,
                    "min_steps": 0, "input": "sample", "init": "glorot", "dispersion": "translator",
                    "validation": "train", "shuffle": "once"},
     "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
