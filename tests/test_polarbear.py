@@ -95,6 +95,9 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
                 assert cfg["input_transform"] == pb.DEFAULTS["vae"]["rna_input"]
                 if cfg["input_transform"] == "log1p_norm":
                     assert cfg["norm_target"] == pytest.approx(np.median(lib))
+                # the authors' dispersion layer has a bias (log theta = b @ W + c)
+                assert cfg["dispersion_bias"] is pb.DEFAULTS["vae"]["dispersion_bias"] is True
+                assert "log_theta_bias" in torch.load(g / "vae_rna.pt", weights_only=True)
             assert torch.load(g / f"vae_{mod}.pt", weights_only=True)  # plain state_dict
             assert not (g / f"vae_{mod}.ckpt").exists()
         pb.train_translators(g / "vae_rna.pt", g / "vae_atac.pt", data["coassay_rna"], data["coassay_atac"],
@@ -107,6 +110,7 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
         assert pb.DEFAULTS["translator"]["dispersion"] == "translator"
         assert (t_yx["dispersion_batches"], t_yx["dispersion_genes"]) == (vae_cfg["atac"]["n_batches"],
                                                                           vae_cfg["rna"]["n_genes"])
+        assert t_yx["dispersion_bias"] is pb.DEFAULTS["translator"]["dispersion_bias"] is True
         assert "dispersion_genes" not in json.loads((g / "translator_rna_to_atac.json").read_text())
         fits = json.loads((g / "scores.json").read_text())["fit"]
         assert {f["validation"] for f in fits.values()} == {pb.DEFAULTS["translator"]["validation"]} == {"train"}

@@ -260,7 +260,8 @@ _KWARGS_SCHEMAS = {
                        "n_genes": {**_INT, "minimum": 1, "maximum": 1_000_000},
                        "input_transform": {"enum": ["counts", "log1p", "log1p_norm"]},
                        "norm_target": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
-                       "decoder_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+                       "decoder_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                       "dispersion_bias": {"type": "boolean"}},
     },
     "workflow_lib.models.vae.ATACVAE": {
         "type": "object", "additionalProperties": False,
@@ -279,7 +280,8 @@ _KWARGS_SCHEMAS = {
         "properties": {"latent_in": {**_INT, "minimum": 1, "maximum": 1024},
                        "latent_out": {**_INT, "minimum": 1, "maximum": 1024},
                        "dispersion_batches": {**_INT, "minimum": 0, "maximum": 10_000},
-                       "dispersion_genes": {**_INT, "minimum": 0, "maximum": 1_000_000}},
+                       "dispersion_genes": {**_INT, "minimum": 0, "maximum": 1_000_000},
+                       "dispersion_bias": {"type": "boolean"}},
     },
 }
 

@@ -203,6 +203,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
         extra = {"norm_target": median_library_size(X, train)} if rna_input == "log1p_norm" else {}
         model = RNAVAE(X.shape[1], onehot.shape[1], hp["latent"], dropout=dropout, activation=activation,
                        input_transform=rna_input, decoder_dropout=float(fit_params.get("rna_decoder_dropout", 0.0)),
+                       dispersion_bias=bool(fit_params.get("dispersion_bias", DEFAULTS["vae"]["dispersion_bias"])),
                        **extra, **meta)
     elif modality == "atac":
         chroms = chrom_block_sizes(co.var["chrom"].astype(str))
@@ -293,13 +294,15 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     dispersion = check_choice("polarbear.translator.dispersion",
                               str(fit_params.get("dispersion", DEFAULTS["translator"]["dispersion"])),
                               TRANSLATOR_DISPERSIONS)
+    disp_bias = bool(fit_params.get("dispersion_bias", DEFAULTS["translator"]["dispersion_bias"]))
     log.info("translators: trained on %s of the source posterior, %s weight init, Adam lr %g eps %g, batch %d, "
              "<= %d epochs, patience %d (validation in %s mode), at least %d steps, shuffled %s; ATAC->RNA "
-             "dispersion: %s",
+             "dispersion: %s%s",
              "samples z ~ q(z|x)" if source == "sample" else "the means", init, cfg.learning_rate, cfg.adam_eps,
              cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.validation, cfg.min_steps,
              "every epoch" if cfg.shuffle == "epoch" else "once",
-             "the translator's own (authors')" if dispersion == "translator" else "the frozen RNA VAE's")
+             "the translator's own (authors')" if dispersion == "translator" else "the frozen RNA VAE's",
+             (" with" if disp_bias else " without") + " a per-gene bias" if dispersion == "translator" else "")
     scores, results, trained = {}, {}, {}
     jobs = (
         ("rna_to_atac", mu_x, lv_x, atac_vae, co_atac.X, b_atac, atac_vae.size_covariate(co_atac.X),
@@ -309,7 +312,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
     )
     for name, z_src, lv_src, target, X, onehot, size, out, b_source in jobs:
         set_seed(seed)
-        disp = (b_source.shape[1], X.shape[1]) if b_source is not None else (0, 0)
+        disp = (b_source.shape[1], X.shape[1], disp_bias) if b_source is not None else (0, 0)
         tr = LatentTranslator(z_src.shape[1], target.latent, *disp)
         if init == "glorot":
             tr.reset_parameters("glorot")

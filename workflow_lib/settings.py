@@ -12,6 +12,12 @@ Values follow the paper and, where it is silent, the authors' code (Noble-Lab/Po
   Keras' 1e-7 until 2026-12-03). The ATAC -> RNA translator trains a per-gene, per-batch ZINB dispersion of its own
   (``translator_yx_px_r_genebatch``; ``dispersion: translator``), not the frozen RNA VAE's.
 
+The ZINB dispersions (the RNA VAE's ``px_r_genebatch_x``, the ATAC -> RNA translator's
+``translator_yx_px_r_genebatch``) are dense layers of the batch one-hot with a bias: log theta =
+b @ W + c, c shared by all batches (``dispersion_bias: true``; ``false`` = W only, ours until
+2026-12-03, the same function but trained differently: Adam moves W and c each by about the
+learning rate, and c learns from every batch).
+
 Early stopping of both watches a validation loss computed as the authors' is, on the training
 graph: dropout on, z sampled (``validation: train``; ``eval`` = eval mode, no dropout, posterior
 means, our choice before 2026-12-03). It is noisy but reproducible: the draws come from the seeded
@@ -48,13 +54,13 @@ AUTHOR_DEFAULTS = {
         "activation": "leaky_relu", "early_stopping": "reconstruction", "rna_input": "counts",
         "rna_decoder_dropout": 0.0, "atac_input": "binary", "atac_hidden": "per_chromosome",
         "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True, "init": "glorot",
-        "validation": "train", "shuffle": "once",
+        "validation": "train", "shuffle": "once", "dispersion_bias": True,
         "rna": {"learning_rate": 0.001, "adam_eps": 0.01, "kl_warmup_epochs": 400, "kl_start_epochs": 0},
         "atac": {"learning_rate": 0.0001, "adam_eps": 1e-5, "kl_warmup_epochs": 80, "kl_start_epochs": 0},
     },
     "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-8, "max_epochs": 99, "patience": 46,
                    "min_steps": 0, "input": "sample", "init": "glorot", "dispersion": "translator",
-                   "validation": "train", "shuffle": "once"},
+                   "validation": "train", "shuffle": "once", "dispersion_bias": True},
     "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
 }
 

@@ -91,7 +91,7 @@ def test_translator_dispersion_of_its_own_weighs_the_rna_loss():
     batch["b_source"] = torch.eye(3)[torch.arange(6) % 3]        # ATAC batch categories of their own
     tr = LatentTranslator(3, 4, 3, 10)
     assert tr.config() == {"kind": "translator", "latent_in": 3, "latent_out": 4, "dispersion_batches": 3,
-                           "dispersion_genes": 10}
+                           "dispersion_genes": 10, "dispersion_bias": False}
     tr.reset_parameters("glorot")                                 # Dense(10) of a 3-wide one-hot
     bound = (6 / (3 + 10)) ** 0.5
     assert 0.7 * bound <= float(tr.log_theta.abs().max()) <= bound
@@ -120,3 +120,35 @@ def test_translator_dispersion_of_its_own_weighs_the_rna_loss():
 def test_translator_dispersion_needs_both_sizes():
     with pytest.raises(ValueError, match="both"):
         LatentTranslator(3, 4, 2, 0)
+
+
+def test_translator_dispersion_bias_is_the_authors_dense_layer_bias(tmp_path):
+    """dispersion_bias: log theta = b_atac @ log_theta + log_theta_bias (the bias of the authors'
+    ``translator_yx_px_r_genebatch`` dense layer), 0 at the start, trained with the translator,
+    saved and loaded through the model directory's translator loader; refused without a dispersion."""
+    from workflow_lib.models.polarbear import PolarbearModel
+    from workflow_lib.models.vae import save_module
+
+    vae, batch = _target_batch()
+    batch["b_source"] = torch.eye(3)[torch.arange(6) % 3]
+    tr = LatentTranslator(3, 4, 3, 10, dispersion_bias=True)
+    assert tr.config()["dispersion_bias"] is True
+    tr.reset_parameters("glorot")
+    assert torch.count_nonzero(tr.log_theta_bias) == 0 and torch.count_nonzero(tr.log_theta) > 0
+    with torch.no_grad():
+        tr.log_theta_bias.copy_(torch.linspace(-0.5, 0.5, 10))
+        torch.testing.assert_close(tr.theta(batch["b_source"]),
+                                   torch.exp(batch["b_source"] @ tr.log_theta + tr.log_theta_bias))
+    model = TranslationModel(tr, vae).train()
+    translation_loss(model, batch).backward()
+    assert torch.count_nonzero(tr.log_theta_bias.grad) > 0
+    # the bias sums what the batches' rows get: one one-hot per cell
+    torch.testing.assert_close(tr.log_theta_bias.grad, tr.log_theta.grad.sum(0))
+    save_module(tr, tr.config(), tmp_path / "t.pt")
+    back = PolarbearModel._load_translator(tmp_path / "t.pt", "cpu")
+    torch.testing.assert_close(back.log_theta_bias, tr.log_theta_bias)
+    old = LatentTranslator(3, 4, 3, 10)   # written before the bias existed: no bias, loads as it was
+    save_module(old, {k: v for k, v in old.config().items() if k != "dispersion_bias"}, tmp_path / "o.pt")
+    assert PolarbearModel._load_translator(tmp_path / "o.pt", "cpu").log_theta_bias is None
+    with pytest.raises(ValueError, match="dispersion_bias needs"):
+        LatentTranslator(3, 4, dispersion_bias=True)

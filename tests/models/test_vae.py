@@ -174,3 +174,32 @@ def test_torch_init_keeps_pytorchs_defaults_and_unknown_schemes_are_refused():
     assert torch.count_nonzero(lin.bias) > 0
     with pytest.raises(ValueError, match="weight init"):
         rna.reset_parameters("xavier")
+
+
+def test_rna_dispersion_bias_is_the_authors_dense_layer_bias(tmp_path):
+    """dispersion_bias: theta = exp(b @ log_theta + log_theta_bias), the authors' px_r_genebatch_x
+    dense layer with its bias: 0 at the start, one value per gene shared by all batches, trained
+    (its gradient is the sum of the batch rows'), saved and reloaded; a config written without the
+    key loads without a bias, as before."""
+    torch.manual_seed(0)
+    rna = RNAVAE(30, 2, 4, dispersion_bias=True)
+    rna.reset_parameters("glorot")
+    assert rna.config()["dispersion_bias"] is True and torch.count_nonzero(rna.log_theta_bias) == 0
+    b = torch.eye(2)[torch.arange(6) % 2]
+    x = torch.poisson(torch.full((6, 30), 3.0))
+    with torch.no_grad():
+        rna.log_theta_bias.copy_(torch.linspace(-1, 1, 30))
+        z = torch.randn(6, 4)
+        torch.testing.assert_close(rna.decode(z, b)[2], torch.exp(b @ rna.log_theta + rna.log_theta_bias))
+    rna.train()
+    nll, kl = rna.loss_terms(x, b, x.sum(1))
+    nll.mean().backward()
+    torch.testing.assert_close(rna.log_theta_bias.grad, rna.log_theta.grad.sum(0))
+    assert torch.count_nonzero(rna.log_theta_bias.grad) > 0
+    save_module(rna, rna.config(), tmp_path / "r.pt")
+    back = load_vae(tmp_path / "r.pt")
+    torch.testing.assert_close(back.log_theta_bias, rna.log_theta_bias)
+    old = RNAVAE(30, 2, 4)
+    assert old.log_theta_bias is None and old.config()["dispersion_bias"] is False
+    save_module(old, {k: v for k, v in old.config().items() if k != "dispersion_bias"}, tmp_path / "o.pt")
+    assert load_vae(tmp_path / "o.pt").log_theta_bias is None

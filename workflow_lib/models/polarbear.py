@@ -142,7 +142,7 @@ class PolarbearModel:
 
         cfg = json.loads(Path(pt).with_suffix(".json").read_text())
         tr = LatentTranslator(int(cfg["latent_in"]), int(cfg["latent_out"]), int(cfg.get("dispersion_batches", 0)),
-                              int(cfg.get("dispersion_genes", 0)))
+                              int(cfg.get("dispersion_genes", 0)), bool(cfg.get("dispersion_bias", False)))
         tr.load_state_dict(torch.load(pt, map_location=device, weights_only=True))
         return tr.to(device).eval()
 

@@ -10,8 +10,8 @@ in eval mode (validation, prediction) it always reads the posterior mean.
 Dispersion of the ATAC -> RNA translation (config ``translator.dispersion``): in the authors'
 code the translated RNA profile's ZINB has a dispersion of its own, ``translator_yx_px_r_genebatch``,
 a dense layer of the ATAC batch one-hot trained with the translator (``LatentTranslator(...,
-dispersion_batches, dispersion_genes)``: log theta = b_atac @ ``log_theta``, clipped at 15, as the
-VAE's); a translator without them uses the frozen RNA VAE's theta (``dispersion: vae``, our earlier
+dispersion_batches, dispersion_genes, dispersion_bias)``: log theta = b_atac @ ``log_theta`` (+
+``log_theta_bias``, the dense layer's bias), clipped at 15, as the VAE's); a translator without them uses the frozen RNA VAE's theta (``dispersion: vae``, our earlier
 choice). It only weighs the training loss: predictions are the decoder's scale, which does not
 depend on theta.
 """
@@ -29,15 +29,20 @@ TRANSLATOR_DISPERSIONS = ("translator", "vae")
 
 class LatentTranslator(nn.Module):
     """A linear map of latent codes; with ``dispersion_batches`` and ``dispersion_genes`` it also
-    holds the per-batch, per-gene log inverse dispersion of the translated RNA profiles."""
+    holds the per-batch, per-gene log inverse dispersion of the translated RNA profiles (with
+    ``dispersion_bias``, plus a per-gene bias, as the authors' dense layer)."""
 
-    def __init__(self, latent_in: int, latent_out: int, dispersion_batches: int = 0, dispersion_genes: int = 0):
+    def __init__(self, latent_in: int, latent_out: int, dispersion_batches: int = 0, dispersion_genes: int = 0,
+                 dispersion_bias: bool = False):
         super().__init__()
         self.linear = nn.Linear(latent_in, latent_out)
         if (dispersion_batches > 0) != (dispersion_genes > 0):
             raise ValueError("a translator dispersion needs both dispersion_batches and dispersion_genes")
+        if dispersion_bias and dispersion_batches <= 0:
+            raise ValueError("dispersion_bias needs a translator dispersion (dispersion_batches, dispersion_genes)")
         self.log_theta = (nn.Parameter(torch.zeros(int(dispersion_batches), int(dispersion_genes)))
                           if dispersion_batches > 0 else None)
+        self.log_theta_bias = nn.Parameter(torch.zeros(int(dispersion_genes))) if dispersion_bias else None
 
     def forward(self, z):
         return self.linear(z)
@@ -49,16 +54,17 @@ class LatentTranslator(nn.Module):
         self.linear.reset_parameters()
         if scheme == "glorot":
             glorot_init_(self)
-        reset_log_theta_(self.log_theta, scheme)  # the authors' Dense(n_genes) of the batch one-hot
+        reset_log_theta_(self.log_theta, scheme, self.log_theta_bias)  # the authors' Dense(n_genes) of the batch one-hot
 
     def theta(self, b_source):
         """Inverse dispersion of the translated RNA profiles for source (ATAC) batch one-hots."""
-        return batch_theta(b_source, self.log_theta)
+        return batch_theta(b_source, self.log_theta, self.log_theta_bias)
 
     def config(self) -> dict:
         cfg = {"kind": "translator", "latent_in": self.linear.in_features, "latent_out": self.linear.out_features}
         if self.log_theta is not None:
-            cfg |= {"dispersion_batches": int(self.log_theta.shape[0]), "dispersion_genes": int(self.log_theta.shape[1])}
+            cfg |= {"dispersion_batches": int(self.log_theta.shape[0]), "dispersion_genes": int(self.log_theta.shape[1]),
+                    "dispersion_bias": self.log_theta_bias is not None}
         return cfg
 
 

@@ -121,15 +121,22 @@ def atac_block_widths(chrom_sizes: Sequence[int], latent: int, rule: str = "per_
     raise ValueError(f"atac hidden rule must be one of {ATAC_HIDDEN_RULES}, not {rule!r}")
 
 
-def batch_theta(b, log_theta):
-    """ZINB inverse dispersion per cell and gene from batch one-hots ``b`` and a (batches, genes)
-    ``log_theta``: exp(b @ log_theta), log theta clipped at 15 as in the authors' code."""
-    return torch.exp((b @ log_theta).clamp(max=15.0))
+def batch_theta(b, log_theta, bias=None):
+    """ZINB inverse dispersion per cell and gene from batch one-hots ``b``, a (batches, genes)
+    ``log_theta`` and an optional per-gene ``bias``: exp(b @ log_theta + bias), log theta clipped at
+    15, as the authors' dense layer of the batch one-hot (``tf.layers.Dense``, which has a bias)."""
+    lt = b @ log_theta
+    if bias is not None:
+        lt = lt + bias
+    return torch.exp(lt.clamp(max=15.0))
 
 
-def reset_log_theta_(log_theta, scheme: str) -> None:
+def reset_log_theta_(log_theta, scheme: str, bias=None) -> None:
     """In place: a (batches, genes) log dispersion as the authors' dense layer of the batch
-    one-hot starts, Glorot-uniform (``glorot``), or 0 (``torch``); ``None`` is left alone."""
+    one-hot starts, Glorot-uniform (``glorot``), or 0 (``torch``), its ``bias`` at 0; ``None`` is
+    left alone."""
+    if bias is not None:
+        nn.init.zeros_(bias)
     if log_theta is None:
         return
     if scheme == "glorot":
@@ -181,15 +188,15 @@ class _VAEBase(nn.Module):
         """Re-initialise the weights: ``glorot`` (the authors' TensorFlow dense layers, see
         :func:`glorot_init_`) or ``torch`` (PyTorch's defaults, as constructed). The RNA
         dispersion ``log_theta`` is the authors' ``px_r_genebatch_x``, a dense layer of the batch
-        one-hot: Glorot-uniform under ``glorot`` (0 under ``torch``). Their layer also has a bias,
-        zero at the start; with a one-hot input it is the same function, so ours has none."""
+        one-hot: Glorot-uniform under ``glorot`` (0 under ``torch``), its bias
+        (``log_theta_bias``, with ``dispersion_bias``) at 0."""
         check_choice("weight init", scheme, WEIGHT_INITS)
         for m in self.modules():
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
         if scheme == "glorot":
             glorot_init_(self)
-        reset_log_theta_(getattr(self, "log_theta", None), scheme)
+        reset_log_theta_(getattr(self, "log_theta", None), scheme, getattr(self, "log_theta_bias", None))
 
 
 class RNAVAE(_VAEBase):
@@ -197,14 +204,14 @@ class RNAVAE(_VAEBase):
 
     def __init__(self, n_genes: int, n_batches: int, latent: int, hidden: int | None = None,
                  dropout: float = 0.1, input_transform: str = "counts", activation: str = "leaky_relu",
-                 decoder_dropout: float = 0.0, norm_target: float = 1e4, **meta):
+                 decoder_dropout: float = 0.0, norm_target: float = 1e4, dispersion_bias: bool = False, **meta):
         super().__init__()
         check_choice("RNA input_transform", input_transform, RNA_INPUTS)
         hidden = hidden or hidden_width(n_genes + n_batches, latent)
         self._config = dict(kind=self.kind, n_genes=int(n_genes), n_batches=int(n_batches), latent=int(latent),
                             hidden=int(hidden), dropout=float(dropout), input_transform=input_transform,
                             activation=activation, decoder_dropout=float(decoder_dropout),
-                            norm_target=float(norm_target), **meta)
+                            norm_target=float(norm_target), dispersion_bias=bool(dispersion_bias), **meta)
         self.n_genes, self.n_batches, self.latent = n_genes, n_batches, latent
         self.input_transform = input_transform
         if not norm_target > 0:
@@ -219,7 +226,10 @@ class RNAVAE(_VAEBase):
                                      nn.Linear(hidden, hidden), nn.ReLU())
         self.dec_scale = nn.Linear(hidden, n_genes)
         self.dec_dropout = nn.Linear(hidden, n_genes)
+        # log theta = b @ log_theta (+ log_theta_bias): the authors' Dense(n_genes) of the batch
+        # one-hot, whose bias (one value per gene, shared by all batches) is trained too
         self.log_theta = nn.Parameter(torch.zeros(n_batches, n_genes))
+        self.log_theta_bias = nn.Parameter(torch.zeros(n_genes)) if dispersion_bias else None
 
     def encode(self, x, b):
         h = self.encoder(torch.cat([self.encoder_input(x), b], dim=-1))
@@ -242,7 +252,7 @@ class RNAVAE(_VAEBase):
         """(scale rows summing to 1, zero-inflation logits, theta)."""
         h = self.decoder(torch.cat([z, b], dim=-1))
         scale = torch.softmax(self.dec_scale(h), dim=-1)
-        return scale, self.dec_dropout(h), batch_theta(b, self.log_theta)
+        return scale, self.dec_dropout(h), batch_theta(b, self.log_theta, self.log_theta_bias)
 
     def recon_log_prob(self, x, z, b, size, theta=None):
         """log p(x | z, b, library size) summed over genes (per cell); ``theta`` replaces the
