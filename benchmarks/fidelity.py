@@ -436,8 +436,9 @@ def main(argv=None) -> int:
               + ", ".join(f"{s} {c} {AUTHORS[(s, c)]:.3f}" for s, c in BAR_CELLS)
               + "). The run's name gives its demo seed (`g13`: `demo.simulate.seed: 13`); `code` is the git "
               "revision it was run with. Rows of runs not given to this script are kept from the previous "
-              "report (their directories are listed below only when given). `e` rows use the current defaults "
-              "(bf9630f); `f` rows the same code with `shuffle: once` (the authors' one order of the training "
+              "report (their directories are listed below only when given). `h` rows use the current defaults "
+              "(dbf51b9: the dispersion layers' bias and the epoch counts as the authors'); `e` rows the "
+              "defaults before them (bf9630f, and 316a406 with the same numerics); `f` rows the same code with `shuffle: once` (the authors' one order of the training "
               "cells, 18f83f5); `v` rows (and the main run) the defaults of 0390532 (before the translators' Adam "
               "eps 1e-8, LayerNorm eps 1e-12, the ATAC log-variance clipped only above and the RNA dispersion's "
               "Glorot start); `d` rows the translator's own dispersion with the deterministic "

@@ -51,6 +51,7 @@ rule train_translators:
     params:
         fit=translator_fit_params(),
         seed=pb_seed,
+        ridge_alphas=config["polarbear"]["ridge_alphas"],
     wildcard_constraints:
         method=PB_RUN_REGEX,
         pbpoint=point_regex("latent", "beta"),
@@ -67,13 +68,14 @@ rule train_translators:
 
 
 rule select_polarbear:
-    """Pick a grid point per task on the validation cells (translation NLL per direction, latent FOSCTTM)."""
+    """Pick a grid point per task on the validation cells (config polarbear.selection: each task's statistic)."""
     input:
         scores=pb_grid_files(["scores.json"]),
     output:
         f"{PB_DIR}/selected.json",
     params:
         points=polarbear_grid(),
+        selection=config["polarbear"]["selection"],
     wildcard_constraints:
         method=PB_RUN_REGEX,
     log:

@@ -1,6 +1,7 @@
-"""Rule select_polarbear: the grid point of each task with the lowest validation score."""
+"""Rule select_polarbear: the grid point of each task with the best validation score."""
 from workflow_lib.fileutils import get_logger
 from workflow_lib.polarbear import select_polarbear
 
 sm = snakemake  # noqa: F821
-select_polarbear(dict(zip(sm.params.points, sm.input.scores)), sm.output[0], logger=get_logger(sm.log[0]))
+select_polarbear(dict(zip(sm.params.points, sm.input.scores)), sm.output[0], sm.params.selection,
+                 logger=get_logger(sm.log[0]))

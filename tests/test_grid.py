@@ -44,3 +44,14 @@ def test_per_task_selection_takes_each_tasks_minimum_and_skips_non_finite_scores
         best_point(scores, "missing")
     with pytest.raises(ValueError, match="no grid points"):
         best_point({}, "a")
+
+
+def test_higher_is_better_scores_pick_the_highest_and_nan_is_still_the_worst():
+    scores = {"latent10_beta0": {"r": 0.30, "n": math.nan, "l": 2.0},
+              "latent10_beta1": {"r": 0.35, "n": 0.1, "l": 1.0},
+              "latent25_beta0": {"r": math.nan, "n": None, "l": 3.0}}
+    picks = select_per_task(scores, {"t1": "r", "t2": "n", "t3": "l"}, higher_is_better=("r", "n"))
+    assert {t: p["point"] for t, p in picks.items()} == {"t1": "latent10_beta1", "t2": "latent10_beta1",
+                                                         "t3": "latent10_beta1"}
+    assert best_point(scores, "l", higher_is_better=True) == "latent25_beta0"
+    assert best_point({"p": {"a": math.nan}, "q": {"a": math.nan}}, "a", higher_is_better=True) == "p"

@@ -292,3 +292,18 @@ def test_foscttm_both_directions_mean():
     assert 0.35 < M.foscttm_both(a, b) < 0.65
     assert M.foscttm_both(a, b) == pytest.approx((M.foscttm(a, b).mean() + M.foscttm(b, a).mean()) / 2)
     assert np.isnan(M.foscttm_both(a[:1], b[:1]))
+
+
+def test_library_normalized_gene_pearson_is_the_authors_validation_correlation():
+    """run_polarbear.py's eval_rna_correlation: per gene, Pearson of log1p(x / library size) and
+    log1p(predicted frequency), NaN where either is constant (e.g. an all-zero gene)."""
+    rng = np.random.default_rng(3)
+    X = rng.poisson(0.8, (40, 12)).astype(float)
+    X[:, 5] = 0
+    P = rng.dirichlet(np.ones(12), 40)
+    r = M.library_normalized_gene_pearson(sp.csr_matrix(X), P)
+    x, y = np.log1p(X / X.sum(1, keepdims=True)), np.log1p(P)
+    ref = [pearsonr(x[:, j], y[:, j])[0] if x[:, j].any() else np.nan for j in range(12)]
+    np.testing.assert_allclose(r, ref, rtol=1e-10, atol=1e-12)
+    assert np.isnan(r[5]) and np.isfinite(np.delete(r, 5)).all()
+    np.testing.assert_allclose(M.library_normalized_gene_pearson(X, P), r)   # dense counts too

@@ -121,10 +121,21 @@ def test_pipeline_writes_contract_predictions(data, tmp_path, method):
     sel = pb.select_polarbear(scores, mdir / "selected.json")
     totals = {p: v["total"] for p, v in sel["all"].items()}
     assert sel["point"] == min(totals, key=totals.get)
-    assert set(sel["val_scores"]) >= {"rna_to_atac", "atac_to_rna", "total", "foscttm"}
-    for task, score in pb.TASK_SCORE.items():  # per task: the lowest validation score of that task
+    assert set(sel["val_scores"]) >= {"rna_to_atac", "atac_to_rna", "total", "foscttm", "rna_cor", "atac_auroc",
+                                      "atac_auprnorm"}
+    assert sel["selection"] == pb.DEFAULTS["selection"] == "task_metric"
+    # per task: the best validation statistic of that task (the authors': correlation, AUROC, FOSCTTM)
+    assert pb.TASK_SCORE == {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc", "latent": "foscttm"}
+    for task, score in pb.TASK_SCORE.items():
         vals = {p: v[score] for p, v in sel["all"].items()}
-        assert sel["per_task"][task]["point"] == min(vals, key=vals.get)
+        best = max if score in pb.HIGHER_IS_BETTER else min
+        assert sel["per_task"][task]["point"] == best(vals, key=vals.get)
+    for v in sel["all"].values():
+        assert -1 <= v["rna_cor"] <= 1 and 0 <= v["atac_auroc"] <= 1 and np.isfinite(v["atac_auprnorm"])
+    nll = pb.select_polarbear(scores, tmp_path / "selected_nll.json", "nll")   # ours before: NLL per direction
+    for task in ("atac_to_rna", "rna_to_atac"):
+        vals = {p: v[task] for p, v in nll["all"].items()}
+        assert nll["per_task"][task]["point"] == min(vals, key=vals.get)
     for v in sel["all"].values():
         assert 0 <= v["foscttm_rna_query"] <= 1 and 0 <= v["foscttm_atac_query"] <= 1
         assert v["foscttm"] == pytest.approx((v["foscttm_rna_query"] + v["foscttm_atac_query"]) / 2)
@@ -222,8 +233,30 @@ def test_selection_refuses_scores_written_without_validation_foscttm(tmp_path):
     path = tmp_path / "scores.json"
     path.write_text(json.dumps({"val_scores": {"rna_to_atac": 1.0, "atac_to_rna": 2.0, "total": 3.0}}))
     with pytest.raises(InputFormatError, match=r"scores\.json.*lacks \['foscttm'\].*retrain"):
+        pb.select_polarbear({"latent10_beta0": path}, tmp_path / "selected.json", "nll")
+    with pytest.raises(InputFormatError, match=r"lacks \['atac_auroc', 'foscttm', 'rna_cor'\].*retrain"):
         pb.select_polarbear({"latent10_beta0": path}, tmp_path / "selected.json")
+    with pytest.raises(ValueError, match="polarbear.selection"):
+        pb.select_polarbear({"latent10_beta0": path}, tmp_path / "selected.json", "loss")
     assert not (tmp_path / "selected.json").exists()
+
+
+def test_selection_by_task_statistic_maximises_correlation_and_auroc(tmp_path):
+    """task_metric: the highest validation correlation / AUROC, the lowest FOSCTTM; nll: the lowest NLLs."""
+    files = {}
+    vals = {"latent25_beta0": dict(rna_cor=0.30, atac_auroc=0.71, foscttm=0.10, atac_to_rna=400.0, rna_to_atac=500.0),
+            "latent25_beta1": dict(rna_cor=0.33, atac_auroc=0.69, foscttm=0.12, atac_to_rna=401.0, rna_to_atac=499.0)}
+    for point, v in vals.items():
+        files[point] = tmp_path / f"{point}.json"
+        files[point].write_text(json.dumps({"val_scores": v | {"total": v["atac_to_rna"] + v["rna_to_atac"],
+                                                                "atac_auprnorm": 0.1}}))
+    sel = pb.select_polarbear(files, tmp_path / "s.json")
+    assert pb.task_points(sel) == {"atac_to_rna": "latent25_beta1", "rna_to_atac": "latent25_beta0",
+                                   "latent": "latent25_beta0"}
+    assert "max val gene-wise correlation" in sel["criteria"]["atac_to_rna"]
+    sel = pb.select_polarbear(files, tmp_path / "s.json", "nll")
+    assert pb.task_points(sel) == {"atac_to_rna": "latent25_beta0", "rna_to_atac": "latent25_beta1",
+                                   "latent": "latent25_beta0"}
 
 
 def test_task_points_of_an_older_selection_use_its_one_point():

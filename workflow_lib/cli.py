@@ -39,7 +39,7 @@ import pandas as pd
 
 from .fileutils import InputFormatError, atomic_path, get_logger, timed, write_h5ad, write_json, write_tsv
 from .grid import grid_points
-from .settings import DEFAULTS, deep_merge
+from .settings import DEFAULTS, deep_merge, polarbear_settings
 from .model_dir import DEFAULT_MAX_MISSING_FRAC, FeatureMatch, looks_like_counts, match_features, read_card
 from .models.polarbear import PolarbearModel
 
@@ -387,14 +387,14 @@ def card_text(card: dict, n_show: int = 5) -> str:
 
 def _load_train_config(path) -> dict:
     """The authors' defaults, overlaid by a workflow config's ``polarbear:`` grid/vae/translator/
-    ridge_alphas (nested keys merged one by one)."""
+    ridge_alphas/selection (nested keys merged one by one)."""
     if not path:
         return deep_merge(TRAIN_DEFAULTS, {})
     import yaml
 
     user = yaml.safe_load(Path(path).read_text()) or {}
     pb = user.get("polarbear", user)
-    return deep_merge(TRAIN_DEFAULTS, {k: pb[k] for k in ("grid", "vae", "translator", "ridge_alphas") if k in pb})
+    return deep_merge(TRAIN_DEFAULTS, polarbear_settings(pb))
 
 
 def _with_split(coassay_rna, coassay_atac, scenario, seed, workdir, logger):
@@ -466,9 +466,10 @@ def train_model(coassay_rna, coassay_atac, out_dir, *, single_rna=None, single_a
         if not scores.is_file():
             pb.train_translators(g / "vae_rna.pt", g / "vae_atac.pt", coassay_rna, coassay_atac, scenario,
                                  cfg["translator"], seed, g / "translator_rna_to_atac.pt",
-                                 g / "translator_atac_to_rna.pt", scores, threads=threads, logger=log)
+                                 g / "translator_atac_to_rna.pt", scores, threads=threads, logger=log,
+                                 ridge_alphas=cfg["ridge_alphas"])
         score_files[point] = scores
-    sel = pb.select_polarbear(score_files, mdir / "selected.json")
+    sel = pb.select_polarbear(score_files, mdir / "selected.json", cfg.get("selection"))
     log.info("selected %s (validation %s)", sel["point"], sel["val_scores"])
     return export_polarbear(mdir, coassay_rna, coassay_atac, scenario, out_dir, ridge_alphas=cfg["ridge_alphas"],
                             method=method, single_rna=single_rna, single_atac=single_atac, logger=log)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 _NUMBER = r"[0-9.]+(?:e[-+]?\d+)?"
 
@@ -46,26 +46,30 @@ def point_regex(*params: str) -> str:
     return "_".join((rf"{p}\d+" if p == "latent" else f"{p}{_NUMBER}") for p in params)
 
 
-def best_point(scores: Mapping[str, Mapping[str, float]], score: str) -> str:
-    """The point with the lowest ``scores[point][score]``; a None or non-finite value counts as +inf,
-    ties go to the first point in the mapping's order (grid order). KeyError if a point lacks it."""
+def best_point(scores: Mapping[str, Mapping[str, float]], score: str, higher_is_better: bool = False) -> str:
+    """The point with the lowest (``higher_is_better``: highest) ``scores[point][score]``; a None or
+    non-finite value counts as the worst, ties go to the first point in the mapping's order (grid
+    order). KeyError if a point lacks it."""
     if not scores:
         raise ValueError("no grid points to select from")
+    sign = -1.0 if higher_is_better else 1.0
 
     def value(point: str) -> float:
         v = scores[point][score]
-        return float(v) if v is not None and math.isfinite(float(v)) else math.inf
+        return sign * float(v) if v is not None and math.isfinite(float(v)) else math.inf
 
     return min(scores, key=value)
 
 
 def select_per_task(scores: Mapping[str, Mapping[str, float]], task_score: Mapping[str, str],
-                    params: Mapping[str, Mapping] | None = None) -> dict:
-    """Per task, the point with the lowest validation ``task_score[task]`` (:func:`best_point`):
+                    params: Mapping[str, Mapping] | None = None, higher_is_better: Iterable[str] = ()) -> dict:
+    """Per task, the point with the best validation ``task_score[task]`` (:func:`best_point`; the
+    lowest, or the highest for the scores in ``higher_is_better``):
     ``{task: {"point", "params", "score", "value"}}``."""
+    higher = set(higher_is_better)
     out = {}
     for task, score in task_score.items():
-        pt = best_point(scores, score)
+        pt = best_point(scores, score, score in higher)
         out[task] = {"point": pt, "params": dict(params[pt]) if params else parse_point(pt), "score": score,
                      "value": scores[pt][score]}
     return out

@@ -26,6 +26,8 @@ import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 from scipy.stats import mannwhitneyu, wilcoxon
 
+from .sparse import as_csr
+
 DEFAULT_MEM_BYTES = 256 * 2**20
 
 
@@ -77,6 +79,19 @@ def pearson_columns(pred, truth, mem_bytes: int = DEFAULT_MEM_BYTES) -> np.ndarr
         r[const] = np.nan
         out[sl] = np.clip(r, -1.0, 1.0)
     return out
+
+
+def library_normalized_gene_pearson(counts, pred_freq, mem_bytes: int = DEFAULT_MEM_BYTES) -> np.ndarray:
+    """Per gene, Pearson across cells of log1p(counts / library size) and log1p(``pred_freq``):
+    the gene-wise correlation the authors' ``run_polarbear.py`` reports for a model's validation
+    and test cells (``eval_rna_correlation`` -> ``plot_cor_pergene(x, pred, logscale=True,
+    normlib='norm')``). NaN for a gene that is constant (e.g. all zero) in either."""
+    X = as_csr(counts).astype(np.float64)
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    inv = np.divide(1.0, lib, out=np.zeros_like(lib), where=lib > 0)
+    truth = sp.diags(inv) @ X
+    truth.data = np.log1p(truth.data)
+    return pearson_columns(np.log1p(np.asarray(pred_freq, dtype=np.float64)), truth, mem_bytes)
 
 
 # ---------------------------------------------------------------------------------------------

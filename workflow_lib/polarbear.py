@@ -10,13 +10,17 @@ Variants
 Model selection
 ---------------
 Per task, on the co-assay VAL cells, as the paper selects BABEL ("each task's performance on the
-validation set") and as the authors' ``run_polarbear.py`` scores a trained model (validation
-FOSCTTM, translation): ``atac_to_rna`` = lowest validation NLL of the RNA profile given the
-translated ATAC latent, ``rna_to_atac`` = lowest validation NLL of the ATAC profile given the
-translated RNA latent, ``latent`` = lowest validation FOSCTTM (encoder means; mean of the RNA query
-in the ATAC latent and the ATAC query in the RNA latent, Table 3's two rows). Translation losses do
-not depend on beta, so they compare grid points fairly. ``point`` in selected.json, the single
-model a model directory exports, is the lowest sum of the two translation NLLs.
+validation set") and with the validation statistics the authors' ``run_polarbear.py`` reports for a
+trained model (``selection: task_metric``, default): ``atac_to_rna`` = highest validation gene-wise
+correlation of the predicted RNA (``eval_rna_correlation``: mean over genes of Pearson(log1p(x /
+library size), log1p(predicted frequency))), ``rna_to_atac`` = highest validation peak-wise AUROC of
+the depth-rescaled ATAC prediction (``eval_atac_AUROC_AUPR``; the depth regressor fitted on the
+training cells as for the test predictions), ``latent`` = lowest validation FOSCTTM (encoder means;
+mean of the RNA query in the ATAC latent and the ATAC query in the RNA latent, Table 3's two rows).
+``selection: nll`` (ours before 2026-12-03) picks both translation tasks by the lowest validation
+NLL of the translated profile instead. ``point`` in selected.json, the single model a model
+directory exports, is the lowest sum of the two translation NLLs (they do not depend on beta, so
+they compare grid points fairly).
 
 Unnormalised ATAC predictions
 -----------------------------
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -44,7 +49,7 @@ from .data import SparseCellLoader, batch_onehot
 from .sparse import as_csr, binarize, row_sums
 from .fileutils import InputFormatError, timed, write_json
 from .grid import best_point, parse_point, select_per_task
-from .metrics import foscttm
+from .metrics import auroc_ap_columns, foscttm, library_normalized_gene_pearson
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
 from .models.translator import TRANSLATOR_DISPERSIONS, LatentTranslator, TranslationModel, translation_loss
@@ -55,11 +60,18 @@ from .train import FitConfig, fit, fit_summary, get_device, kl_weight, set_seed
 
 METHODS = ("polarbear", "polarbear_coassay")
 TRANSLATOR_INPUTS = ("sample", "mean")
-# selection score of each prediction task (validation cells; module docstring) and of the single
-# point a model directory exports
-TASK_SCORE = {"atac_to_rna": "atac_to_rna", "rna_to_atac": "rna_to_atac", "latent": "foscttm"}
+# selection score of each prediction task (validation cells; module docstring), per selection rule,
+# and of the single point a model directory exports
+SELECTIONS = {
+    "task_metric": {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc", "latent": "foscttm"},
+    "nll": {"atac_to_rna": "atac_to_rna", "rna_to_atac": "rna_to_atac", "latent": "foscttm"},
+}
+TASK_SCORE = SELECTIONS[DEFAULTS["selection"]]
+HIGHER_IS_BETTER = ("rna_cor", "atac_auroc", "atac_auprnorm")
 OVERALL_SCORE = "total"
 CRITERIA = {
+    "rna_cor": "max val gene-wise correlation of the RNA predicted from ATAC (authors' eval_rna_correlation)",
+    "atac_auroc": "max val peak-wise AUROC of the ATAC predicted from RNA (authors' eval_atac_AUROC_AUPR)",
     "atac_to_rna": "min val NLL of the RNA profile translated from ATAC",
     "rna_to_atac": "min val NLL of the ATAC profile translated from RNA",
     "total": "min val translation NLL, rna_to_atac + atac_to_rna",
@@ -272,8 +284,11 @@ def load_grid_point(grid_dir, data: CoassayData, device=None) -> PolarbearModel:
 
 
 def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str, fit_params: dict, seed: int,
-                      out_rna_to_atac, out_atac_to_rna, out_scores, threads: int = 1, logger=None) -> dict:
-    """Train t_xy (RNA->ATAC latent) and t_yx (ATAC->RNA latent) with frozen VAEs; write weights + scores."""
+                      out_rna_to_atac, out_atac_to_rna, out_scores, threads: int = 1, logger=None,
+                      ridge_alphas=None) -> dict:
+    """Train t_xy (RNA->ATAC latent) and t_yx (ATAC->RNA latent) with frozen VAEs; write weights and
+    the validation scores of every selection rule (module docstring; ``ridge_alphas`` of the ATAC
+    depth regressor behind the validation AUROC, default config ``polarbear.ridge_alphas``)."""
     log = _log(logger)
     torch.set_num_threads(max(1, int(threads)))
     device = get_device()
@@ -338,12 +353,40 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
         ckpt.unlink(missing_ok=True)
     scores["total"] = scores["rna_to_atac"] + scores["atac_to_rna"]
     scores |= validation_foscttm(trained["rna_to_atac"], trained["atac_to_rna"], mu_x[val], mu_y[val], device)
+    model = PolarbearModel(rna_vae, atac_vae, trained["rna_to_atac"], trained["atac_to_rna"], device=device)
+    with timed(log, f"validation task scores of {val.size} cells"):
+        scores |= validation_task_scores(model, data, mu_x, mu_y,
+                                         DEFAULTS["ridge_alphas"] if ridge_alphas is None else ridge_alphas)
     vae_fit = {m: v.config().get("fit", {}) for m, v in (("vae_rna", rna_vae), ("vae_atac", atac_vae))}
     write_json({"val_scores": scores, "fit": results, "vae_fit": vae_fit,
                 "converged": all(r["converged"] for r in list(results.values()) + list(vae_fit.values()))},
                out_scores)
-    log.info("validation translation NLL per cell: %s", scores)
+    log.info("validation scores (translation NLL per cell, task statistics, FOSCTTM): %s", scores)
     return scores
+
+
+def validation_task_scores(model: PolarbearModel, data: CoassayData, mu_x: np.ndarray, mu_y: np.ndarray,
+                           ridge_alphas) -> dict:
+    """The translation tasks' validation statistics of the authors' ``run_polarbear.py`` on the
+    co-assay VAL cells: ``rna_cor`` (ATAC -> RNA, ``eval_rna_correlation``: mean over genes of
+    :func:`~workflow_lib.metrics.library_normalized_gene_pearson`) and ``atac_auroc`` /
+    ``atac_auprnorm`` (RNA -> ATAC, ``eval_atac_AUROC_AUPR``: mean peak-wise AUROC / AUPRnorm of the
+    depth-rescaled prediction against the open peaks, the depth regressor fitted on the TRAIN cells
+    as for the test predictions). Means over the features where they are defined. ``mu_x`` /
+    ``mu_y``: latent means of all co-assay cells."""
+    val = data.val
+    if val.size < 2:
+        return dict.fromkeys(("rna_cor", "atac_auroc", "atac_auprnorm"), float("nan"))
+    b_rna, b_atac = batch_onehot(data.rna.obs["batch"]), batch_onehot(data.atac.obs["batch"])
+    rna = model.predict_rna(data.atac.X[val], b_atac[val], b_rna[val], mu_y=mu_y[val])
+    cor = library_normalized_gene_pearson(data.rna.X[val], rna)
+    model.fit_depth_regressor(data.rna.X, b_rna, data.atac.X, data.train, ridge_alphas, mu_x=mu_x)
+    atac, _, _ = model.predict_atac(data.rna.X[val], b_rna[val], b_atac[val], mu_x=mu_x[val])
+    peaks = auroc_ap_columns(data.atac.X[val], atac)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a mean over no defined feature is NaN
+        return {"rna_cor": float(np.nanmean(cor)), "atac_auroc": float(np.nanmean(peaks["auroc"])),
+                "atac_auprnorm": float(np.nanmean(peaks["auprnorm"]))}
 
 
 def validation_foscttm(t_xy: LatentTranslator, t_yx: LatentTranslator, mu_x: np.ndarray, mu_y: np.ndarray,
@@ -362,31 +405,35 @@ def validation_foscttm(t_xy: LatentTranslator, t_yx: LatentTranslator, mu_x: np.
     return {"foscttm_rna_query": rq, "foscttm_atac_query": aq, "foscttm": (rq + aq) / 2}
 
 
-def select_polarbear(score_files: dict, out_json, logger=None) -> dict:
-    """Pick the best grid point per task from the points' validation scores (module docstring):
+def select_polarbear(score_files: dict, out_json, selection: str | None = None, logger=None) -> dict:
+    """Pick the best grid point per task from the points' validation scores by the rule
+    ``selection`` (:data:`SELECTIONS`, default config ``polarbear.selection``; module docstring):
     ``per_task`` drives the predictions, ``point`` (lowest total translation NLL) is the one model a
     model directory exports."""
     log = _log(logger)
+    selection = check_choice("polarbear.selection", DEFAULTS["selection"] if selection is None else selection,
+                             tuple(SELECTIONS))
+    task_score = SELECTIONS[selection]
     allscores = {}
     for point, path in score_files.items():
         try:
             vs = json.loads(Path(path).read_text())["val_scores"]
         except (json.JSONDecodeError, KeyError) as e:
             raise InputFormatError(path, f"not a translator scores file ({e})") from e
-        missing = sorted({*TASK_SCORE.values(), OVERALL_SCORE} - set(vs))
+        missing = sorted({*task_score.values(), OVERALL_SCORE} - set(vs))
         if missing:
             raise InputFormatError(path, f"val_scores lacks {missing} (written by an older version: retrain the "
                                          "translators, e.g. snakemake --forcerun train_translators)")
         allscores[point] = vs
     if not allscores:
         raise ValueError("no grid points to select from")
-    per_task = select_per_task(allscores, TASK_SCORE)
+    per_task = select_per_task(allscores, task_score, higher_is_better=HIGHER_IS_BETTER)
     for task, pick in per_task.items():
         log.info("%s: %s (validation %s = %.4f)", task, pick["point"], pick["score"], pick["value"])
     best = best_point(allscores, OVERALL_SCORE)
     sel = {"point": best, "params": parse_point(best), "val_scores": allscores[best], "all": allscores,
-           "per_task": per_task, "criteria": {**{t: CRITERIA[s] for t, s in TASK_SCORE.items()},
-                                              "point": CRITERIA[OVERALL_SCORE]}}
+           "per_task": per_task, "selection": selection,
+           "criteria": {**{t: CRITERIA[s] for t, s in task_score.items()}, "point": CRITERIA[OVERALL_SCORE]}}
     write_json(sel, out_json)
     log.info("model-directory point %s (%s = %.4f) among %d grid points", best, OVERALL_SCORE,
              allscores[best][OVERALL_SCORE], len(allscores))

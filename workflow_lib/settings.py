@@ -35,6 +35,11 @@ runs ``max_epochs`` epochs and stops after ``patience`` epochs without improveme
 499 / 99 and 46 here: the same epochs run and the same best epoch, whenever the best epoch is not
 the first (theirs never saves the first epoch; ours can restore it).
 
+Grid points are selected per task by that task's validation statistic, the ones the authors'
+``run_polarbear.py`` reports for a trained model (``selection: task_metric``: ATAC -> RNA gene-wise
+correlation, RNA -> ATAC peak AUROC, latent FOSCTTM; ``nll``: the translation NLLs, ours until
+2026-12-03).
+
 ``min_steps`` (no early stopping, and no best epoch, before that many optimiser steps) is ours:
 the authors' translators always ran for at least 46 epochs through their patience.
 
@@ -62,6 +67,9 @@ AUTHOR_DEFAULTS = {
                    "min_steps": 0, "input": "sample", "init": "glorot", "dispersion": "translator",
                    "validation": "train", "shuffle": "once", "dispersion_bias": True},
     "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
+    # grid point per task by the validation statistic of that task, as the authors' run_polarbear.py
+    # reports them (workflow_lib.polarbear, "Model selection")
+    "selection": "task_metric",
 }
 
 
@@ -90,8 +98,9 @@ def deep_merge(base: dict, overlay: dict | None) -> dict:
 
 
 def polarbear_settings(pb_config: dict) -> dict:
-    """``grid``, ``vae``, ``translator`` and ``ridge_alphas`` of a config's ``polarbear:`` block."""
-    return {k: copy.deepcopy(pb_config[k]) for k in ("grid", "vae", "translator", "ridge_alphas") if k in pb_config}
+    """``grid``, ``vae``, ``translator``, ``ridge_alphas`` and ``selection`` of a config's ``polarbear:`` block."""
+    return {k: copy.deepcopy(pb_config[k]) for k in ("grid", "vae", "translator", "ridge_alphas", "selection")
+            if k in pb_config}
 
 
 def source_config(config: dict) -> dict:
