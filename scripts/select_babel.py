@@ -1,4 +1,4 @@
-"""Select the best BABEL grid point per task (rule select_babel)."""
+"""Select the best BABEL grid point per task (rule select_babel): validation statistic of each task."""
 from workflow_lib.babel import select_babel
 
 sm = snakemake  # noqa: F821

@@ -26,7 +26,9 @@ def test_train_writes_loadable_model_and_config(babel_trained):
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["params"] == {"latent": 4, "weight": 1.33}
-    assert {"atac_rna_nll", "rna_atac_bce", "foscttm", "joint_loss"} <= set(cfg["val_scores"])
+    assert {"atac_rna_nll", "rna_atac_bce", "foscttm", "joint_loss", "rna_cor", "atac_auroc",
+            "atac_auprnorm"} <= set(cfg["val_scores"])
+    assert -1 <= cfg["val_scores"]["rna_cor"] <= 1 and 0 <= cfg["val_scores"]["atac_auroc"] <= 1
     assert 1 <= cfg["fit"]["epochs_run"] <= FIT["max_epochs"]
     assert not (d / "checkpoint.pt").exists()
     model = TrainedBabel.load(d).module
@@ -43,10 +45,15 @@ def test_training_is_deterministic(babel_trained, tmp_path):
 
 
 def test_select_picks_per_task(tmp_path):
+    """Each task by its validation statistic (the paper: "each task's performance on the validation
+    set"): the highest gene-wise correlation / peak AUROC, the lowest FOSCTTM -- not the path losses."""
     scores = {
-        "latent10_weight1": {"atac_rna_nll": 1.0, "rna_atac_bce": 0.5, "foscttm": 0.2, "joint_loss": 3.0},
-        "latent16_weight5": {"atac_rna_nll": 2.0, "rna_atac_bce": 0.3, "foscttm": 0.3, "joint_loss": 2.0},
-        "latent25_weight1": {"atac_rna_nll": 3.0, "rna_atac_bce": 0.6, "foscttm": 0.1, "joint_loss": 4.0},
+        "latent10_weight1": {"atac_rna_nll": 1.0, "rna_atac_bce": 0.5, "foscttm": 0.2, "joint_loss": 3.0,
+                             "rna_cor": 0.31, "atac_auroc": 0.70},
+        "latent16_weight5": {"atac_rna_nll": 2.0, "rna_atac_bce": 0.3, "foscttm": 0.3, "joint_loss": 2.0,
+                             "rna_cor": 0.30, "atac_auroc": 0.72},
+        "latent25_weight1": {"atac_rna_nll": 3.0, "rna_atac_bce": 0.6, "foscttm": 0.1, "joint_loss": 4.0,
+                             "rna_cor": 0.29, "atac_auroc": 0.69},
     }
     paths = []
     for pt, s in scores.items():
@@ -59,10 +66,16 @@ def test_select_picks_per_task(tmp_path):
     assert sel["per_task"]["latent"]["point"] == "latent25_weight1"
     assert sel["point"] == "latent16_weight5" and set(sel["all"]) == set(scores)
     assert json.loads((tmp_path / "selected.json").read_text()) == json.loads(json.dumps(sel))
+    assert sel["criteria"]["atac_to_rna"] == "max val rna_cor" and sel["criteria"]["latent"] == "min val foscttm"
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(InputFormatError, match="bad.json"):
         select_babel([bad], tmp_path / "x.json")
+    old = tmp_path / "old.json"   # written before the task statistics existed
+    old.write_text(json.dumps({"point": "latent10_weight1", "params": {},
+                               "val_scores": {"atac_rna_nll": 1.0, "rna_atac_bce": 0.5, "foscttm": 0.2}}))
+    with pytest.raises(InputFormatError, match=r"old\.json.*lacks \['atac_auroc', 'rna_cor'\].*retrain"):
+        select_babel([old], tmp_path / "x.json")
 
 
 def test_predictions_follow_contract_and_are_deterministic(babel_trained):

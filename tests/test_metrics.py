@@ -307,3 +307,21 @@ def test_library_normalized_gene_pearson_is_the_authors_validation_correlation()
     np.testing.assert_allclose(r, ref, rtol=1e-10, atol=1e-12)
     assert np.isnan(r[5]) and np.isfinite(np.delete(r, 5)).all()
     np.testing.assert_allclose(M.library_normalized_gene_pearson(X, P), r)   # dense counts too
+
+
+def test_translation_task_statistics_average_the_defined_features():
+    rng = np.random.default_rng(4)
+    X = rng.poisson(0.8, (30, 10)).astype(float)
+    X[:, 2] = 0                                         # an all-zero gene: no correlation
+    P = rng.dirichlet(np.ones(10), 30)
+    A = (rng.random((30, 15)) < 0.3).astype(float)
+    A[:, 4] = 0                                         # a peak closed in every cell: no AUROC
+    S = rng.random((30, 15))
+    st = M.translation_task_statistics(sp.csr_matrix(X), P, sp.csr_matrix(A), S)
+    cor = M.library_normalized_gene_pearson(X, P)
+    assert st["rna_cor"] == pytest.approx(np.nanmean(cor))
+    aurocs = [roc_auc_score(A[:, j], S[:, j]) for j in range(15) if j != 4]
+    assert st["atac_auroc"] == pytest.approx(np.mean(aurocs))
+    assert np.isfinite(st["atac_auprnorm"])
+    assert np.isnan(M.translation_task_statistics(np.zeros((5, 3)), np.full((5, 3), 1 / 3), np.zeros((5, 2)),
+                                                  np.ones((5, 2)))["atac_auroc"])

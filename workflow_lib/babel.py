@@ -2,12 +2,15 @@
 
 BABEL is trained on the co-assay TRAIN cells of a scenario, with the VAL cells for early stopping
 (full variant). One model per grid point (latent dimension x ATAC loss weight). Selection on the
-validation cells, per task:
+validation cells, per task, "based on each task's performance on the validation set" (the paper),
+with the statistics Polarbear's selection uses (:func:`workflow_lib.metrics.translation_task_statistics`):
 
-* ``atac_to_rna``: lowest val RNA NB NLL of the ATAC->RNA path;
-* ``rna_to_atac``: lowest val ATAC BCE of the RNA->ATAC path;
+* ``atac_to_rna``: highest val gene-wise correlation of the ATAC->RNA prediction (``rna_cor``);
+* ``rna_to_atac``: highest val peak-wise AUROC of the RNA->ATAC prediction (``atac_auroc``);
 * ``latent``: lowest val FOSCTTM between the RNA and ATAC codes of the same cells (mean of both
   directions) -- the alignment task the latent file is evaluated on;
+* until 2026-12-03 the translation tasks were picked by the lowest val loss of their path (RNA NB
+  NLL, ATAC BCE; still recorded in ``val_scores``);
 * ``point`` in selected.json (the overall pick) = lowest joint validation loss. Since the joint loss
   includes ``weight``, it is only comparable across points of equal weight; it is recorded for
   completeness and the three per-task picks are what the predictions use.
@@ -38,7 +41,7 @@ from .data import SparseCellLoader
 from .sparse import row_nnz
 from .fileutils import InputFormatError, get_logger, timed, write_json
 from .grid import best_point, select_per_task
-from .metrics import foscttm_both
+from .metrics import foscttm_both, translation_task_statistics
 from .models.babel import (ARCHITECTURE_CLASSES, ARCHITECTURES, BabelAuthorsModel, BabelModel, TrainedBabel,
                            rna_input_stats)
 from .models.chromsplit import chrom_block_sizes
@@ -47,7 +50,8 @@ from .predictions import (build_prediction_adatas, load_coassay, prediction_path
 from .train import FitConfig, fit, fit_summary, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
-TASK_SCORE = {"atac_to_rna": "atac_rna_nll", "rna_to_atac": "rna_atac_bce", "latent": "foscttm"}
+TASK_SCORE = {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc", "latent": "foscttm"}
+HIGHER_IS_BETTER = ("rna_cor", "atac_auroc")
 RNA_INPUT_STATS = ("train", "all")
 
 
@@ -193,6 +197,9 @@ def train_babel_point(rna_path, atac_path, scenario: str, point: str, n_latent: 
         res = fit(model, loss_fn, train_loader, val_loader, cfg, ckpt, log, fingerprint=fingerprint)
     with timed(log, "validation scores"):
         scores = validation_scores(model, X, Y, data.val, device=device)
+        trained = TrainedBabel(model, {"mean_atac_depth_train": mean_atac_depth}, device)
+        scores |= translation_task_statistics(X[data.val], trained.predict_rna(Y[data.val]), Y[data.val],
+                                              trained.predict_atac(X[data.val])[0])
     scores["joint_loss"] = float(res["best_val_loss"])
     log.info("val scores: %s", scores)
     out = {
@@ -227,12 +234,17 @@ def select_babel(config_paths, out_path, log_path=None, logger: logging.Logger |
         for key in ("point", "params", "val_scores"):
             if key not in c:
                 raise InputFormatError(p, f"missing key {key!r}")
+        missing = sorted(set(TASK_SCORE.values()) - set(c["val_scores"]))
+        if missing:
+            raise InputFormatError(p, f"val_scores lacks {missing} (written by an older version: retrain, "
+                                      "e.g. snakemake --forcerun train_babel)")
         configs[c["point"]] = c
     if not configs:
         raise ValueError("no BABEL grid points to select from")
 
     scores = {pt: c["val_scores"] for pt, c in configs.items()}
-    per_task = select_per_task(scores, TASK_SCORE, {pt: c["params"] for pt, c in configs.items()})
+    per_task = select_per_task(scores, TASK_SCORE, {pt: c["params"] for pt, c in configs.items()},
+                               higher_is_better=HIGHER_IS_BETTER)
     for task, pick in per_task.items():
         log.info("%s: %s (%s = %.4f)", task, pick["point"], pick["score"], pick["value"])
     overall = best_point(scores, "joint_loss")
@@ -240,7 +252,8 @@ def select_babel(config_paths, out_path, log_path=None, logger: logging.Logger |
         "point": overall, "params": configs[overall]["params"], "val_scores": configs[overall]["val_scores"],
         "all": scores,
         "per_task": per_task,
-        "criteria": {**{t: f"min val {s}" for t, s in TASK_SCORE.items()}, "point": "min val joint_loss"},
+        "criteria": {**{t: f"{'max' if s in HIGHER_IS_BETTER else 'min'} val {s}" for t, s in TASK_SCORE.items()},
+                     "point": "min val joint_loss"},
     }
     write_json(sel, out_path)
     return sel

@@ -94,6 +94,22 @@ def library_normalized_gene_pearson(counts, pred_freq, mem_bytes: int = DEFAULT_
     return pearson_columns(np.log1p(np.asarray(pred_freq, dtype=np.float64)), truth, mem_bytes)
 
 
+def translation_task_statistics(rna_counts, pred_rna_freq, atac, pred_atac) -> dict:
+    """The translation tasks' statistics the authors' ``run_polarbear.py`` reports for a model's
+    validation and test cells: ``rna_cor`` (ATAC -> RNA, ``eval_rna_correlation``: mean over genes
+    of :func:`library_normalized_gene_pearson`) and ``atac_auroc`` / ``atac_auprnorm`` (RNA -> ATAC,
+    ``eval_atac_AUROC_AUPR``: mean peak-wise AUROC / AUPRnorm of the prediction against the open
+    peaks, :func:`auroc_ap_columns`). Means over the features where they are defined (NaN if none)."""
+    cor = library_normalized_gene_pearson(rna_counts, pred_rna_freq)
+    peaks = auroc_ap_columns(atac, pred_atac)
+
+    def mean(v) -> float:
+        v = np.asarray(v, dtype=np.float64)
+        return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
+
+    return {"rna_cor": mean(cor), "atac_auroc": mean(peaks["auroc"]), "atac_auprnorm": mean(peaks["auprnorm"])}
+
+
 # ---------------------------------------------------------------------------------------------
 # peak-wise AUROC / average precision (one integer-key sort per column chunk)
 # ---------------------------------------------------------------------------------------------

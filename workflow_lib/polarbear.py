@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -49,7 +48,7 @@ from .data import SparseCellLoader, batch_onehot
 from .sparse import as_csr, binarize, row_sums
 from .fileutils import InputFormatError, timed, write_json
 from .grid import best_point, parse_point, select_per_task
-from .metrics import auroc_ap_columns, foscttm, library_normalized_gene_pearson
+from .metrics import foscttm, translation_task_statistics
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
 from .models.translator import TRANSLATOR_DISPERSIONS, LatentTranslator, TranslationModel, translation_loss
@@ -367,26 +366,18 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
 
 def validation_task_scores(model: PolarbearModel, data: CoassayData, mu_x: np.ndarray, mu_y: np.ndarray,
                            ridge_alphas) -> dict:
-    """The translation tasks' validation statistics of the authors' ``run_polarbear.py`` on the
-    co-assay VAL cells: ``rna_cor`` (ATAC -> RNA, ``eval_rna_correlation``: mean over genes of
-    :func:`~workflow_lib.metrics.library_normalized_gene_pearson`) and ``atac_auroc`` /
-    ``atac_auprnorm`` (RNA -> ATAC, ``eval_atac_AUROC_AUPR``: mean peak-wise AUROC / AUPRnorm of the
-    depth-rescaled prediction against the open peaks, the depth regressor fitted on the TRAIN cells
-    as for the test predictions). Means over the features where they are defined. ``mu_x`` /
-    ``mu_y``: latent means of all co-assay cells."""
+    """The translation tasks' validation statistics (:func:`~workflow_lib.metrics.
+    translation_task_statistics`, those of the authors' ``run_polarbear.py``) on the co-assay VAL
+    cells; the RNA -> ATAC prediction is depth-rescaled, the depth regressor fitted on the TRAIN
+    cells as for the test predictions. ``mu_x`` / ``mu_y``: latent means of all co-assay cells."""
     val = data.val
     if val.size < 2:
         return dict.fromkeys(("rna_cor", "atac_auroc", "atac_auprnorm"), float("nan"))
     b_rna, b_atac = batch_onehot(data.rna.obs["batch"]), batch_onehot(data.atac.obs["batch"])
     rna = model.predict_rna(data.atac.X[val], b_atac[val], b_rna[val], mu_y=mu_y[val])
-    cor = library_normalized_gene_pearson(data.rna.X[val], rna)
     model.fit_depth_regressor(data.rna.X, b_rna, data.atac.X, data.train, ridge_alphas, mu_x=mu_x)
     atac, _, _ = model.predict_atac(data.rna.X[val], b_rna[val], b_atac[val], mu_x=mu_x[val])
-    peaks = auroc_ap_columns(data.atac.X[val], atac)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a mean over no defined feature is NaN
-        return {"rna_cor": float(np.nanmean(cor)), "atac_auroc": float(np.nanmean(peaks["auroc"])),
-                "atac_auprnorm": float(np.nanmean(peaks["auprnorm"]))}
+    return translation_task_statistics(data.rna.X[val], rna, data.atac.X[val], atac)
 
 
 def validation_foscttm(t_xy: LatentTranslator, t_yx: LatentTranslator, mu_x: np.ndarray, mu_y: np.ndarray,
