@@ -41,7 +41,7 @@ from .data import SparseCellLoader
 from .sparse import row_nnz
 from .fileutils import InputFormatError, get_logger, timed, write_json
 from .grid import best_point, select_per_task
-from .metrics import foscttm_both, translation_task_statistics
+from .metrics import TASK_STATISTICS_HIGHER_IS_BETTER, foscttm_both, translation_task_statistics
 from .models.babel import (ARCHITECTURE_CLASSES, ARCHITECTURES, BabelAuthorsModel, BabelModel, TrainedBabel,
                            rna_input_stats)
 from .models.chromsplit import chrom_block_sizes
@@ -51,7 +51,7 @@ from .train import FitConfig, fit, fit_summary, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
 TASK_SCORE = {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc", "latent": "foscttm"}
-HIGHER_IS_BETTER = ("rna_cor", "atac_auroc")
+HIGHER_IS_BETTER = TASK_STATISTICS_HIGHER_IS_BETTER
 RNA_INPUT_STATS = ("train", "all")
 
 

@@ -94,6 +94,10 @@ def library_normalized_gene_pearson(counts, pred_freq, mem_bytes: int = DEFAULT_
     return pearson_columns(np.log1p(np.asarray(pred_freq, dtype=np.float64)), truth, mem_bytes)
 
 
+# the statistics of translation_task_statistics; a model is better when they are higher
+TASK_STATISTICS_HIGHER_IS_BETTER = ("rna_cor", "atac_auroc", "atac_auprnorm")
+
+
 def translation_task_statistics(rna_counts, pred_rna_freq, atac, pred_atac) -> dict:
     """The translation tasks' statistics the authors' ``run_polarbear.py`` reports for a model's
     validation and test cells: ``rna_cor`` (ATAC -> RNA, ``eval_rna_correlation``: mean over genes

@@ -48,7 +48,7 @@ from .data import SparseCellLoader, batch_onehot
 from .sparse import as_csr, binarize, row_sums
 from .fileutils import InputFormatError, timed, write_json
 from .grid import best_point, parse_point, select_per_task
-from .metrics import foscttm, translation_task_statistics
+from .metrics import TASK_STATISTICS_HIGHER_IS_BETTER, foscttm, translation_task_statistics
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
 from .models.translator import TRANSLATOR_DISPERSIONS, LatentTranslator, TranslationModel, translation_loss
@@ -66,7 +66,7 @@ SELECTIONS = {
     "nll": {"atac_to_rna": "atac_to_rna", "rna_to_atac": "rna_to_atac", "latent": "foscttm"},
 }
 TASK_SCORE = SELECTIONS[DEFAULTS["selection"]]
-HIGHER_IS_BETTER = ("rna_cor", "atac_auroc", "atac_auprnorm")
+HIGHER_IS_BETTER = TASK_STATISTICS_HIGHER_IS_BETTER
 OVERALL_SCORE = "total"
 CRITERIA = {
     "rna_cor": "max val gene-wise correlation of the RNA predicted from ATAC (authors' eval_rna_correlation)",
