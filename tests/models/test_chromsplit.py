@@ -6,8 +6,8 @@ import torch
 
 from workflow_lib.models import vae as vae_module
 from workflow_lib.models import chromsplit
-from workflow_lib.models.chromsplit import (BlockLayerNorm, ChromSplitLinear, _BlockDiagonalProduct, chrom_block_sizes,
-                                            proportional_sizes)
+from workflow_lib.models.chromsplit import (BlockLayerNorm, ChromSplitLinear, _BlockDiagonalProduct, _block_views,
+                                            chrom_block_sizes, proportional_sizes)
 
 
 def test_chrom_block_sizes_run_lengths():
@@ -148,8 +148,9 @@ def test_fused_layers_pass_gradcheck_in_float64():
     torch.manual_seed(4)
     layer = ChromSplitLinear([4, 2, 3], [2, 3, 1]).double()
     x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b, *w: _BlockDiagonalProduct.apply(a, layer._layout, b, *w),
-                                    (x, layer.bias, *layer.weight_chunks))
+    assert torch.autograd.gradcheck(
+        lambda a, b, *w: _BlockDiagonalProduct.apply(a, layer._layout, _block_views(w, layer._layout), b, *w),
+        (x, layer.bias, *layer.weight_chunks))
     ln = random_affine_layer_norm([4, 2, 5], seed=4).double()
     x = torch.randn(3, 11, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(ln, (x,))
@@ -274,3 +275,30 @@ def test_layers_stored_in_several_chunks_compute_and_save_the_same(monkeypatch):
     many.zero_grad(set_to_none=True)
     many(x).sum().backward()
     assert [w.grad is None for w in many.weight_chunks] == [False, True, False, False]
+
+
+def test_cached_block_views_follow_the_weights():
+    """The block matrices are views made once per storage: updates in place (the optimiser),
+    load_state_dict, a new storage (``.data =``) and ``.to()`` all reach the output."""
+    torch.manual_seed(6)
+    layer = ChromSplitLinear([4, 2, 3], [2, 3, 1])
+    x = torch.randn(5, 9)
+
+    def dense():
+        return x @ layer.to_dense_weight().T + layer.bias
+
+    torch.testing.assert_close(layer(x), dense())
+    first = layer._block_matrices(layer.weight_chunks)
+    assert layer._block_matrices(layer.weight_chunks) is first  # reused while the storage is the same
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    layer(x).pow(2).sum().backward()
+    opt.step()  # in place
+    torch.testing.assert_close(layer(x), dense())
+    other = ChromSplitLinear([4, 2, 3], [2, 3, 1])
+    layer.load_state_dict(other.state_dict())
+    torch.testing.assert_close(layer(x), other(x))
+    layer.weight_chunk_0.data = torch.randn_like(layer.weight_chunk_0)  # a new storage
+    torch.testing.assert_close(layer(x), dense())
+    layer.double()
+    assert layer._views is None  # dropped with the old storage
+    torch.testing.assert_close(layer(x.double()), x.double() @ layer.to_dense_weight().T + layer.bias)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -83,16 +84,19 @@ class _BlockDiagonalProduct(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, layout, bias, *chunks):
+    def forward(ctx, x, layout, views, bias, *chunks):
         in_sizes, out_sizes, _ = layout
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
-        out = torch.cat([torch.mm(xk, wk.t()) for xk, wk in
-                         zip(x2.split(in_sizes, 1), _block_views(chunks, layout))], dim=1)
+        # F.linear(x, w) is x @ w.T through the same product as torch.mm, without a Python-level
+        # transpose per block
+        out = torch.cat([F.linear(xk, wk) for xk, wk in zip(x2.split(in_sizes, 1), views)], dim=1)
         if bias is not None:
             out += bias
         ctx.layout = layout
+        ctx.views = views
         ctx.has_bias = bias is not None
+        # the chunks are saved for autograd's check that they were not modified before backward
         ctx.save_for_backward(x2, *chunks)
         return out.reshape(*lead, out.shape[-1])
 
@@ -107,11 +111,11 @@ class _BlockDiagonalProduct(torch.autograd.Function):
         xs = x2.split(in_sizes, 1)
         grad_x = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.cat([torch.mm(gk, wk) for gk, wk in zip(gs, _block_views(chunks, layout))], dim=1)
+            grad_x = torch.cat([torch.mm(gk, wk) for gk, wk in zip(gs, ctx.views)], dim=1)
             grad_x = grad_x.reshape(grad_out.shape[:-1] + (-1,))
         grad_chunks = []
         k = 0
-        for chunk, sizes, need in zip(chunks, chunk_sizes, ctx.needs_input_grad[3:]):
+        for chunk, sizes, need in zip(chunks, chunk_sizes, ctx.needs_input_grad[4:]):
             grad = None
             if need:
                 grad = torch.empty_like(chunk)
@@ -119,9 +123,9 @@ class _BlockDiagonalProduct(torch.autograd.Function):
                     torch.mm(gs[k + j].t(), xs[k + j], out=dst.view(out_sizes[k + j], in_sizes[k + j]))
             grad_chunks.append(grad)
             k += len(sizes)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.has_bias and ctx.needs_input_grad[3]:
             grad_b = g.sum(0)
-        return (grad_x, None, grad_b, *grad_chunks)
+        return (grad_x, None, None, grad_b, *grad_chunks)
 
 
 def _block_views(chunks, layout) -> list[torch.Tensor]:
@@ -156,6 +160,7 @@ class ChromSplitLinear(nn.Module):
         # holds only the per-block entries
         for k, c in enumerate(chunks):
             self.register_parameter(f"weight_chunk_{k}", nn.Parameter(torch.empty(sum(c))))
+        self._views, self._views_key = None, None
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self.reset_parameters()
 
@@ -177,8 +182,24 @@ class ChromSplitLinear(nn.Module):
                 with torch.no_grad():
                     b.uniform_(-1.0 / math.sqrt(w.shape[1]), 1.0 / math.sqrt(w.shape[1]))
 
+    def _block_matrices(self, chunks) -> list[torch.Tensor]:
+        """The blocks' (out, in) views of ``chunks`` (detached), made once and reused while the
+        chunks keep their storage: the optimiser updates them in place, and a new storage
+        (``.to()``, ``.data =``) has another address, so the views are made anew."""
+        key = tuple((c.data_ptr(), c.dtype, c.device, c.shape) for c in chunks)
+        if self._views_key != key:
+            self._views = _block_views([c.detach() for c in chunks], self._layout)
+            self._views_key = key
+        return self._views
+
+    def _apply(self, fn, *args, **kwargs):
+        # drop the cached views first, so they do not keep a moved parameter's old storage alive
+        self._views, self._views_key = None, None
+        return super()._apply(fn, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _BlockDiagonalProduct.apply(x, self._layout, self.bias, *self.weight_chunks)
+        chunks = self.weight_chunks
+        return _BlockDiagonalProduct.apply(x, self._layout, self._block_matrices(chunks), self.bias, *chunks)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for k, w in enumerate(self.weights):
