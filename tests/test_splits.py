@@ -60,3 +60,19 @@ def test_make_splits_leiden_reproducible(clustered):
     assert set(df.loc[df["split_unseen"] == "val", "cell_type"]) == {"T1"}
     again = splits.make_splits(a, seed=0, resolution=0.3, n_pcs=10, n_neighbors=10)
     pd.testing.assert_frame_equal(df, again)
+
+
+def test_umap_connectivity_functions_keep_their_machine_code_on_disk(monkeypatch):
+    """scanpy's kNN connectivities run umap's numba functions, compiled in every new process
+    unless numba caches them: after cache_umap_jit they have a disk cache."""
+    numba = pytest.importorskip("numba")
+    import umap.umap_ as umap_mod
+
+    assert splits.cache_umap_jit() == list(splits.UMAP_JIT_FUNCTIONS)
+    for name in splits.UMAP_JIT_FUNCTIONS:
+        fn = getattr(umap_mod, name)
+        assert isinstance(fn, numba.core.dispatcher.Dispatcher)
+        assert type(fn._cache).__name__ == "FunctionCache"
+    # a name that is not a numba function is skipped, not an error
+    monkeypatch.setattr(splits, "UMAP_JIT_FUNCTIONS", ("smooth_knn_dist", "not_there"))
+    assert splits.cache_umap_jit() == ["smooth_knn_dist"]

@@ -45,10 +45,40 @@ def random_split(n: int, fracs: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0
     return out
 
 
+# umap's numba functions behind scanpy's kNN connectivities (``umap.umap_``); numba compiles them
+# in every new process (14-27 s on a 2-core machine, on the critical path of every workflow run)
+UMAP_JIT_FUNCTIONS = ("smooth_knn_dist", "compute_membership_strengths")
+
+
+def cache_umap_jit(log=None) -> list[str]:
+    """Let numba keep the machine code of umap's connectivity functions on disk (its own cache
+    mechanism, ``Dispatcher.enable_caching``: next to umap's sources, or NUMBA_CACHE_DIR), so only
+    the first run on a machine compiles them. The cached code is the compiled code itself, so
+    the connectivities are bitwise the same. Returns the functions cached; a function that is
+    missing or cannot be cached (no writable cache directory) is left to compile as before."""
+    try:
+        import umap.umap_ as umap_mod
+    except ImportError:  # scanpy reports a missing umap itself
+        return []
+    done = []
+    for name in UMAP_JIT_FUNCTIONS:
+        fn = getattr(umap_mod, name, None)
+        try:
+            fn.enable_caching()
+        except (AttributeError, RuntimeError, OSError) as e:
+            if log is not None:
+                log.info("numba cache of umap.%s not used (%s)", name, e)
+            continue
+        done.append(name)
+    return done
+
+
 def leiden_clusters(rna: ad.AnnData, seed: int = 0, resolution: float = 1.0, n_pcs: int = 50,
                     n_neighbors: int = 15) -> np.ndarray:
     """Leiden clusters (igraph flavour) of normalize_total + log1p + PCA + kNN graph of RNA counts."""
     import scanpy as sc
+
+    cache_umap_jit()
 
     a = ad.AnnData(X=sp.csr_matrix(rna.X, dtype=np.float32, copy=True),
                    obs=pd.DataFrame(index=rna.obs_names.copy()), var=pd.DataFrame(index=rna.var_names.copy()))
