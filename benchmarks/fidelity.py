@@ -429,15 +429,64 @@ split's ATAC query of seeds 31 and 23, at the FOSCTTM floor). The demo run of th
 """
 
 
+def glance_block(glance: dict[str, str]) -> list[str]:
+    """The "Every run at a glance" section: what the run names mean and one row per run."""
+    return [GLANCE, "", "`polarbear`'s cells of issue 11's bar (authors' code, demo seed 7: "
+              + ", ".join(f"{s} {c} {AUTHORS[(s, c)]:.3f}" for s, c in BAR_CELLS)
+              + "). The run's name gives its demo seed (`g13`: `demo.simulate.seed: 13`); `code` is the git "
+              "revision it was run with. Rows of runs not given to this script are kept from the previous "
+              "report (their directories are listed below only when given). `j` rows: new demo seeds run with "
+              "4503fcc (the `i` code with the chromosome-split layers' cached block views and the umap numba "
+              "cache: bitwise the same training, so they are `i` rows of other seeds; added with "
+              "`--glance-only`). `i` rows use the current defaults "
+              "(815d8a0, the same Polarbear numbers as 51a85c5: grid points per task by the authors' "
+              "validation statistics; their trained models are bitwise those of the `h` run of the same "
+              "seed, checked on seed 7, so an `i` row differs from its `h` row only by the selection); `h` rows the defaults of dbf51b9 (the dispersion layers' bias and the epoch counts "
+              "as the authors', selection by validation NLL); `e` rows the defaults before them "
+              "(bf9630f, and 316a406 with the same numerics); `f` rows the same code with `shuffle: once` (the authors' one order of the training "
+              "cells, 18f83f5); `v` rows (and the main run) the defaults of 0390532 (before the translators' Adam "
+              "eps 1e-8, LayerNorm eps 1e-12, the ATAC log-variance clipped only above and the RNA dispersion's "
+              "Glorot start); `d` rows the translator's own dispersion with the deterministic "
+              "validation loss (`validation: eval`); `g` and `base7` rows older code (see the notes below).", "",
+              GLANCE_HEADER, "|---|" + "---|" * (len(BAR_CELLS) + 3)] + list(glance.values()) + [""]
+
+
+def update_glance(report: Path, dirs: list[Path], code: str) -> int:
+    """Replace the glance section of ``report`` by its rows plus those of ``dirs`` (named by their
+    directory); every other section stays as it was."""
+    if not report.exists():
+        raise SystemExit(f"{report} does not exist: --glance-only adds rows to an existing report")
+    lines = report.read_text().splitlines()
+    if GLANCE not in lines:
+        raise SystemExit(f"{report} has no {GLANCE!r} section")
+    rows = {}
+    for d in dirs:
+        rows.update(table3_rows(d, d.name))
+    glance = earlier_glance_rows(report)
+    new = seed_summary(rows, [(d.name, d.name) for d in dirs], code)
+    glance = {**{k: v for k, v in glance.items() if k not in new}, **new}
+    start = lines.index(GLANCE)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    lines[start:end] = glance_block(glance)
+    report.write_text("\n".join(lines))
+    print(f"updated the glance table of {report} with {', '.join(new)}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("fidelity.md"))
     ap.add_argument("--command", default="snakemake --cores 2", help="the command that produced the results")
     ap.add_argument("--code", default=None, help="git revision the results were made with (default: HEAD)")
+    ap.add_argument("--glance-only", action="store_true",
+                    help="only add the given runs' rows to the glance table of the existing report, keeping the "
+                         "rest of it (e.g. when the main run's directory is gone)")
     args = ap.parse_args(argv)
     args.code = args.code or subprocess.run(["git", "-C", Path(__file__).resolve().parents[1], "rev-parse", "--short",
                                              "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    if args.glance_only:
+        return update_glance(args.out, args.results, args.code)
     main_dir, more = args.results[0], args.results[1:]
     rows = table3_rows(main_dir)
     for d in more:
@@ -458,21 +507,7 @@ def main(argv=None) -> int:
     glance = earlier_glance_rows(args.out)
     new = seed_summary(rows, [("", main_dir.name)] + [(d.name, d.name) for d in more], args.code)
     glance = {**{k: v for k, v in glance.items() if k not in new}, **new}
-    lines += [GLANCE, "", "`polarbear`'s cells of issue 11's bar (authors' code, demo seed 7: "
-              + ", ".join(f"{s} {c} {AUTHORS[(s, c)]:.3f}" for s, c in BAR_CELLS)
-              + "). The run's name gives its demo seed (`g13`: `demo.simulate.seed: 13`); `code` is the git "
-              "revision it was run with. Rows of runs not given to this script are kept from the previous "
-              "report (their directories are listed below only when given). `i` rows use the current defaults "
-              "(815d8a0, the same Polarbear numbers as 51a85c5: grid points per task by the authors' "
-              "validation statistics; their trained models are bitwise those of the `h` run of the same "
-              "seed, checked on seed 7, so an `i` row differs from its `h` row only by the selection); `h` rows the defaults of dbf51b9 (the dispersion layers' bias and the epoch counts "
-              "as the authors', selection by validation NLL); `e` rows the defaults before them "
-              "(bf9630f, and 316a406 with the same numerics); `f` rows the same code with `shuffle: once` (the authors' one order of the training "
-              "cells, 18f83f5); `v` rows (and the main run) the defaults of 0390532 (before the translators' Adam "
-              "eps 1e-8, LayerNorm eps 1e-12, the ATAC log-variance clipped only above and the RNA dispersion's "
-              "Glorot start); `d` rows the translator's own dispersion with the deterministic "
-              "validation loss (`validation: eval`); `g` and `base7` rows older code (see the notes below).", "",
-              GLANCE_HEADER, "|---|" + "---|" * (len(BAR_CELLS) + 3)] + list(glance.values()) + [""]
+    lines += glance_block(glance)
     lines += ["## Against the authors' numbers (issue 11's bar)", ""] + verdict(rows)
     for d in more:
         lines += verdict(rows, d.name)

@@ -79,7 +79,8 @@ class _BlockDiagonalProduct(torch.autograd.Function):
     The forward and backward loop over the blocks inside one call (3 small products per block),
     instead of a split, n products, n transposes and a concatenation recorded one by one. The
     block matrices live in flat weight chunks (``layout`` = (input sizes, output sizes, block
-    sizes of each chunk)); each chunk's gradient is written in place, block by block. The weight
+    sizes of each chunk); ``views`` = each block's (out, in) matrix as a view of its chunk, made
+    by the layer once per storage); each chunk's gradient is written in place, block by block. The weight
     gradients of frozen chunks and the input gradient of a data input are skipped.
     """
 
