@@ -352,3 +352,40 @@ def test_author_epoch_limits_and_patience_stop_where_the_authors_loop_stops(stag
                   FitConfig(8, 0.01, ours["max_epochs"], ours["patience"]), None,
                   val_fn=lambda m, b, e, c=curve: torch.tensor(c[e], dtype=torch.float64))
         assert (res["epochs_run"], res["best_epoch"] + 1) == (run, saved), name
+
+
+def test_validation_loss_averaged_over_cells_or_over_batch_means_as_the_authors():
+    """val_average batches: the mean of the per-batch means over batches of batch_size (the
+    authors' np.nanmean over their validation batches; the last, smaller batch weighs as much as
+    a full one); cells: the mean over all cells. The loader's batches follow the choice."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from workflow_lib.train import VAL_AVERAGES, evaluate_loss
+
+    X = sp.csr_matrix(np.arange(1, 6, dtype=np.float32).reshape(5, 1))  # cells 1..5
+    model = torch.nn.Linear(1, 1)  # only its train/eval mode is used
+
+    def loss(m, batch, epoch):
+        return batch["x"].mean()
+
+    vl = SparseCellLoader(X, np.arange(5), 2, False, 0)  # batches {1,2} {3,4} {5}
+    assert evaluate_loss(model, loss, vl, 0, average="cells") == pytest.approx(3.0)
+    assert evaluate_loss(model, loss, vl, 0, average="batches") == pytest.approx((1.5 + 3.5 + 5.0) / 3)
+    with pytest.raises(ValueError, match="average"):
+        evaluate_loss(model, loss, vl, 0, average="peaks")
+    assert VAL_AVERAGES == ("cells", "batches")
+    base = {"batch_size": 16, "learning_rate": 1e-3, "max_epochs": 3, "patience": 2}
+    assert FitConfig.from_params(base).val_average == "cells"
+    assert FitConfig.from_params(base).val_batch_size(1024) == 1024
+    assert FitConfig.from_params(base | {"val_average": "batches"}).val_batch_size(1024) == 16
+    with pytest.raises(ValueError, match="val_average"):
+        FitConfig.from_params(base | {"val_average": "genes"})
+
+
+def test_polarbear_validation_averages_batch_means_by_default():
+    """The authors' average is the default of both Polarbear stages (config.yaml = settings)."""
+    from workflow_lib.settings import AUTHOR_DEFAULTS, DEFAULTS
+
+    for stage in ("vae", "translator"):
+        assert AUTHOR_DEFAULTS[stage]["val_average"] == DEFAULTS[stage]["val_average"] == "batches"

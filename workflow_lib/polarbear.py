@@ -188,7 +188,7 @@ def _init_output_bias(model, X, rows, size):
 
 def _fit_defaults(stage: str) -> dict:
     """The loop settings a stage's ``fit_params`` may leave out, from :data:`DEFAULTS`."""
-    return {k: DEFAULTS[stage][k] for k in ("validation", "shuffle")}
+    return {k: DEFAULTS[stage][k] for k in ("validation", "shuffle", "val_average")}
 
 
 def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method: str, point: str,
@@ -239,7 +239,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
     cfg = FitConfig.from_params(_fit_defaults("vae") | dict(fit_params), seed=seed)
     cov = {"b": onehot, "size": size}
     tl = SparseCellLoader(X, train, cfg.batch_size, True, seed, cov, device)
-    vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
+    vl = SparseCellLoader(X, val, cfg.val_batch_size(INFER_BATCH), False, seed, cov, device)
     ckpt = Path(out_pt).with_suffix(".ckpt")
     fp = dict(model=model.config(), n_rows=X.shape[0], nnz=int(X.nnz), n_train=int(train.size),
               n_val=int(val.size), early_stopping=str(fit_params.get("early_stopping", "reconstruction")), init=init)
@@ -256,7 +256,7 @@ def pretrain_vae(modality: str, coassay_path, single_path, scenario: str, method
                   log, fingerprint=fp, val_fn=vae_recon_loss if es == "reconstruction" else None)
     config = model.config()
     config["fit"] = fit_summary(res) | {"early_stopping": es, "init": init, "validation": cfg.validation,
-                                        "shuffle": cfg.shuffle}
+                                        "val_average": cfg.val_average, "shuffle": cfg.shuffle}
     save_module(model, config, out_pt, out_json)
     ckpt.unlink(missing_ok=True)
     return res
@@ -337,7 +337,7 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
         if source == "sample":
             cov["z_logvar"] = lv_src.astype(np.float32)
         tl = SparseCellLoader(X, train, cfg.batch_size, True, seed, cov, device)
-        vl = SparseCellLoader(X, val, max(cfg.batch_size, INFER_BATCH), False, seed, cov, device)
+        vl = SparseCellLoader(X, val, cfg.val_batch_size(INFER_BATCH), False, seed, cov, device)
         ckpt = Path(out).with_suffix(".ckpt")
         fp = dict(name=name, rna=rna_vae.config(), atac=atac_vae.config(), n=X.shape[0], nnz=int(X.nnz),
                   input=source, init=init, **({"dispersion": dispersion} if name == "atac_to_rna" else {}))
@@ -345,7 +345,8 @@ def train_translators(rna_pt, atac_pt, coassay_rna, coassay_atac, scenario: str,
         with timed(log, f"train translator {name}"):
             res = fit(model, translation_loss, tl, vl, cfg, ckpt, log, params=tr.parameters(), fingerprint=fp)
         scores[name] = float(res["best_val_loss"])
-        results[name] = fit_summary(res) | {"validation": cfg.validation, "shuffle": cfg.shuffle}
+        results[name] = fit_summary(res) | {"validation": cfg.validation, "val_average": cfg.val_average,
+                                            "shuffle": cfg.shuffle}
         trained[name] = tr
         config = tr.config() | {"direction": name, "val_nll": scores[name]}
         save_module(tr, config, out)

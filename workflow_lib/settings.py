@@ -21,7 +21,10 @@ learning rate, and c learns from every batch).
 Early stopping of both watches a validation loss computed as the authors' is, on the training
 graph: dropout on, z sampled (``validation: train``; ``eval`` = eval mode, no dropout, posterior
 means, our choice before 2026-12-03). It is noisy but reproducible: the draws come from the seeded
-generator.
+generator. It is the mean of the per-batch means over validation batches of ``batch_size`` cells,
+as the authors' ``np.nanmean`` over their batches (``val_average: batches``; ``cells`` = the mean
+over all validation cells, in larger batches, ours until 2026-12-03: the last, smaller batch
+weighs a little more in the authors' mean, and dropout and z draws come in other batch shapes).
 
 The authors' code walks the training cells in one random order, the same in every epoch (its
 training matrices are shuffled once, before training; ``shuffle: once``). The default here draws a
@@ -59,13 +62,13 @@ AUTHOR_DEFAULTS = {
         "activation": "leaky_relu", "early_stopping": "reconstruction", "rna_input": "counts",
         "rna_decoder_dropout": 0.0, "atac_input": "binary", "atac_hidden": "per_chromosome",
         "atac_depth": "linear", "atac_depth_ref": 1000, "init_output_bias": True, "init": "glorot",
-        "validation": "train", "shuffle": "once", "dispersion_bias": True,
+        "validation": "train", "val_average": "batches", "shuffle": "once", "dispersion_bias": True,
         "rna": {"learning_rate": 0.001, "adam_eps": 0.01, "kl_warmup_epochs": 400, "kl_start_epochs": 0},
         "atac": {"learning_rate": 0.0001, "adam_eps": 1e-5, "kl_warmup_epochs": 80, "kl_start_epochs": 0},
     },
     "translator": {"batch_size": 16, "learning_rate": 0.001, "adam_eps": 1e-8, "max_epochs": 99, "patience": 46,
                    "min_steps": 0, "input": "sample", "init": "glorot", "dispersion": "translator",
-                   "validation": "train", "shuffle": "once", "dispersion_bias": True},
+                   "validation": "train", "val_average": "batches", "shuffle": "once", "dispersion_bias": True},
     "ridge_alphas": [0.01, 0.1, 1, 10, 100, 1000, 10000, 100000],
     # grid point per task by the validation statistic of that task, as the authors' run_polarbear.py
     # reports them (workflow_lib.polarbear, "Model selection")

@@ -36,6 +36,10 @@ LR_PLATEAU_MONITORS = ("train", "val")
 # how the validation loss is computed: "eval" (eval mode: no dropout, posterior means; ours,
 # deterministic) or "train" (the training graph: dropout on, z sampled; the authors' code)
 VALIDATION_MODES = ("eval", "train")
+# how the validation loss averages over cells: "cells" (the mean over all validation cells) or
+# "batches" (the mean of the per-batch means over minibatches of ``batch_size``, the last one
+# smaller: the authors' ``np.nanmean`` over their validation batches)
+VAL_AVERAGES = ("cells", "batches")
 # order of the training cells: "epoch" (a fresh seeded permutation every epoch; ours) or "once"
 # (one seeded permutation, the same in every epoch: the authors' code shuffles its training
 # matrices once and then walks them in order)
@@ -45,7 +49,7 @@ SHUFFLE_MODES = ("epoch", "once")
 _OPTIONAL_DEFAULTS = {
     "early_stopping_threshold": ES_DEFAULT_THRESHOLD, "grad_clip_norm": None, "lr_plateau_factor": 0.0,
     "lr_plateau_patience": 10, "lr_plateau_min_lr": 0.0, "lr_plateau_threshold": 1e-4, "lr_plateau_monitor": "val",
-    "validation": "eval", "shuffle": "epoch",
+    "validation": "eval", "shuffle": "epoch", "val_average": "cells",
 }
 
 
@@ -80,8 +84,13 @@ class FitConfig:
     # the order of training batches (see SHUFFLE_MODES); a loader with ``set_epoch`` is told epoch 0
     # in every epoch under "once"
     shuffle: str = "epoch"
+    # the validation loss as the mean over cells or of the per-batch means (see VAL_AVERAGES); the
+    # validation loader's batches are then of ``batch_size`` (see ``val_batch_size``)
+    val_average: str = "cells"
 
     def __post_init__(self):
+        if self.val_average not in VAL_AVERAGES:
+            raise ValueError(f"val_average must be one of {VAL_AVERAGES}, not {self.val_average!r}")
         if self.shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, not {self.shuffle!r}")
         if self.validation not in VALIDATION_MODES:
@@ -123,7 +132,13 @@ class FitConfig:
             lr_plateau_monitor=str(sched.get("monitor", "val")),
             validation=str(params.get("validation", "eval")),
             shuffle=str(params.get("shuffle", "epoch")),
+            val_average=str(params.get("val_average", "cells")),
         )
+
+    def val_batch_size(self, infer_batch: int) -> int:
+        """Batch size of the validation loader: ``batch_size`` when the loss averages per-batch
+        means (the batches define it), else the larger ``infer_batch`` (fewer, larger products)."""
+        return self.batch_size if self.val_average == "batches" else max(self.batch_size, int(infer_batch))
 
 
 def kl_weight(beta: float, epoch: int | None, warmup_epochs: int, start_epochs: int = 0) -> float:
@@ -173,13 +188,17 @@ def _state_to_cpu(sd: dict) -> dict:
 
 
 @torch.no_grad()
-def evaluate_loss(model, loss_fn, loader, epoch, mode: str = "eval") -> float:
-    """Mean of ``loss_fn`` over a loader weighted by batch size, in eval mode (``mode="eval"``) or
-    in training mode (``"train"``: dropout on, z sampled, as the authors' validation losses)."""
+def evaluate_loss(model, loss_fn, loader, epoch, mode: str = "eval", average: str = "cells") -> float:
+    """Mean of ``loss_fn`` (a batch mean) over a loader, in eval mode (``mode="eval"``) or in
+    training mode (``"train"``: dropout on, z sampled, as the authors' validation losses):
+    weighted by batch size (``average="cells"``: the mean over all cells) or not (``"batches"``:
+    the mean of the batch means, as the authors' ``np.nanmean`` over their validation batches)."""
+    if average not in VAL_AVERAGES:
+        raise ValueError(f"average must be one of {VAL_AVERAGES}, not {average!r}")
     model.train(mode == "train")
     total, n = 0.0, 0
     for batch in loader:
-        b = batch["x"].shape[0]
+        b = batch["x"].shape[0] if average == "cells" else 1
         total += float(loss_fn(model, batch, epoch)) * b
         n += b
     return total / max(n, 1)
@@ -291,7 +310,7 @@ def fit(model, loss_fn, train_loader, val_loader, cfg: FitConfig, checkpoint_pat
         train_loss = tot / max(n, 1)
         if hasattr(val_loader, "set_epoch"):
             val_loader.set_epoch(0)
-        val_loss = evaluate_loss(model, val_fn, val_loader, epoch, cfg.validation)
+        val_loss = evaluate_loss(model, val_fn, val_loader, epoch, cfg.validation, cfg.val_average)
         rec = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "steps": steps}
         if sched is not None:
             rec["lr"] = float(opt.param_groups[0]["lr"])  # the rate this epoch was trained with
