@@ -435,11 +435,13 @@ def glance_block(glance: dict[str, str]) -> list[str]:
               + ", ".join(f"{s} {c} {AUTHORS[(s, c)]:.3f}" for s, c in BAR_CELLS)
               + "). The run's name gives its demo seed (`g13`: `demo.simulate.seed: 13`); `code` is the git "
               "revision it was run with. Rows of runs not given to this script are kept from the previous "
-              "report (their directories are listed below only when given). `j` rows: new demo seeds run with "
-              "4503fcc (the `i` code with the chromosome-split layers' cached block views and the umap numba "
-              "cache: bitwise the same training, so they are `i` rows of other seeds; added with "
-              "`--glance-only`). `i` rows use the current defaults "
-              "(815d8a0, the same Polarbear numbers as 51a85c5: grid points per task by the authors' "
+              "report (their directories are listed below only when given). `k` rows use the current defaults "
+              "(dbb8a04: the validation losses of both Polarbear stages averaged as the authors', the mean of the "
+              "per-batch means over batches of 16, `val_average: batches`; added with `--glance-only`). `j` rows: "
+              "demo seeds run with 4503fcc (the `i` code with the chromosome-split layers' cached block views and "
+              "the umap numba cache: bitwise the same training, so they are `i` rows of other seeds). `i` rows use "
+              "the defaults "
+              "of 815d8a0 (the same Polarbear numbers as 51a85c5: the validation loss a mean over cells; grid points per task by the authors' "
               "validation statistics; their trained models are bitwise those of the `h` run of the same "
               "seed, checked on seed 7, so an `i` row differs from its `h` row only by the selection); `h` rows the defaults of dbf51b9 (the dispersion layers' bias and the epoch counts "
               "as the authors', selection by validation NLL); `e` rows the defaults before them "
@@ -468,7 +470,8 @@ def update_glance(report: Path, dirs: list[Path], code: str) -> int:
     start = lines.index(GLANCE)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     lines[start:end] = glance_block(glance)
-    report.write_text("\n".join(lines))
+    ending = "\n" if report.read_text().endswith("\n") else ""
+    report.write_text("\n".join(lines) + ending)
     print(f"updated the glance table of {report} with {', '.join(new)}")
     return 0
 
