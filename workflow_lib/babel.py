@@ -41,7 +41,8 @@ from .data import SparseCellLoader
 from .sparse import row_nnz
 from .fileutils import InputFormatError, get_logger, timed, write_json
 from .grid import best_point, select_per_task
-from .metrics import TASK_STATISTICS_HIGHER_IS_BETTER, foscttm_both, translation_task_statistics
+from .metrics import (TASK_STATISTICS_HIGHER_IS_BETTER, TRANSLATION_TASK_STATISTIC, foscttm_both,
+                      translation_task_statistics)
 from .models.babel import (ARCHITECTURE_CLASSES, ARCHITECTURES, BabelAuthorsModel, BabelModel, TrainedBabel,
                            rna_input_stats)
 from .models.chromsplit import chrom_block_sizes
@@ -50,7 +51,7 @@ from .predictions import (build_prediction_adatas, load_coassay, prediction_path
 from .train import FitConfig, fit, fit_summary, get_device, set_seed
 
 TASKS = ("atac_to_rna", "rna_to_atac", "latent")
-TASK_SCORE = {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc", "latent": "foscttm"}
+TASK_SCORE = {**TRANSLATION_TASK_STATISTIC, "latent": "foscttm"}
 HIGHER_IS_BETTER = TASK_STATISTICS_HIGHER_IS_BETTER
 RNA_INPUT_STATS = ("train", "all")
 

@@ -95,7 +95,11 @@ def library_normalized_gene_pearson(counts, pred_freq, mem_bytes: int = DEFAULT_
 
 
 # the statistics of translation_task_statistics; a model is better when they are higher
-TASK_STATISTICS_HIGHER_IS_BETTER = ("rna_cor", "atac_auroc", "atac_auprnorm")
+TASK_STATISTICS = ("rna_cor", "atac_auroc", "atac_auprnorm")
+TASK_STATISTICS_HIGHER_IS_BETTER = TASK_STATISTICS
+# the statistic that scores each translation task on the validation cells (Polarbear's and BABEL's
+# grid selection)
+TRANSLATION_TASK_STATISTIC = {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc"}
 
 
 def translation_task_statistics(rna_counts, pred_rna_freq, atac, pred_atac) -> dict:

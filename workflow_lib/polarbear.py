@@ -48,7 +48,8 @@ from .data import SparseCellLoader, batch_onehot
 from .sparse import as_csr, binarize, row_sums
 from .fileutils import InputFormatError, timed, write_json
 from .grid import best_point, parse_point, select_per_task
-from .metrics import TASK_STATISTICS_HIGHER_IS_BETTER, foscttm, translation_task_statistics
+from .metrics import (TASK_STATISTICS, TASK_STATISTICS_HIGHER_IS_BETTER, TRANSLATION_TASK_STATISTIC, foscttm,
+                      translation_task_statistics)
 from .models.chromsplit import chrom_block_sizes
 from .models.polarbear import INFER_BATCH, PolarbearModel, latent_posteriors, load_checked_vae
 from .models.translator import TRANSLATOR_DISPERSIONS, LatentTranslator, TranslationModel, translation_loss
@@ -62,7 +63,7 @@ TRANSLATOR_INPUTS = ("sample", "mean")
 # selection score of each prediction task (validation cells; module docstring), per selection rule,
 # and of the single point a model directory exports
 SELECTIONS = {
-    "task_metric": {"atac_to_rna": "rna_cor", "rna_to_atac": "atac_auroc", "latent": "foscttm"},
+    "task_metric": {**TRANSLATION_TASK_STATISTIC, "latent": "foscttm"},
     "nll": {"atac_to_rna": "atac_to_rna", "rna_to_atac": "rna_to_atac", "latent": "foscttm"},
 }
 TASK_SCORE = SELECTIONS[DEFAULTS["selection"]]
@@ -373,7 +374,7 @@ def validation_task_scores(model: PolarbearModel, data: CoassayData, mu_x: np.nd
     cells as for the test predictions. ``mu_x`` / ``mu_y``: latent means of all co-assay cells."""
     val = data.val
     if val.size < 2:
-        return dict.fromkeys(("rna_cor", "atac_auroc", "atac_auprnorm"), float("nan"))
+        return dict.fromkeys(TASK_STATISTICS, float("nan"))
     b_rna, b_atac = batch_onehot(data.rna.obs["batch"]), batch_onehot(data.atac.obs["batch"])
     rna = model.predict_rna(data.atac.X[val], b_atac[val], b_rna[val], mu_y=mu_y[val])
     model.fit_depth_regressor(data.rna.X, b_rna, data.atac.X, data.train, ridge_alphas, mu_x=mu_x)
