@@ -11,6 +11,7 @@ Unseen rules (:data:`UNSEEN_RULES`):
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import anndata as ad
@@ -55,7 +56,9 @@ def cache_umap_jit(log=None) -> list[str]:
     mechanism, ``Dispatcher.enable_caching``: next to umap's sources, or NUMBA_CACHE_DIR), so only
     the first run on a machine compiles them. The cached code is the compiled code itself, so
     the connectivities are bitwise the same. Returns the functions cached; a function that is
-    missing or cannot be cached (no writable cache directory) is left to compile as before."""
+    missing or cannot be cached (no writable cache directory) is left to compile as before, and
+    ``log`` (default: the workflow's ``polarbear`` logger, i.e. the rule log) says so."""
+    log = log or logging.getLogger("polarbear")
     try:
         import umap.umap_ as umap_mod
     except ImportError:  # scanpy reports a missing umap itself
@@ -66,8 +69,7 @@ def cache_umap_jit(log=None) -> list[str]:
         try:
             fn.enable_caching()
         except (AttributeError, RuntimeError, OSError) as e:
-            if log is not None:
-                log.info("numba cache of umap.%s not used (%s)", name, e)
+            log.info("numba cache of umap.%s not used (%s)", name, e)
             continue
         done.append(name)
     return done
