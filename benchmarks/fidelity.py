@@ -171,7 +171,8 @@ def earlier_glance_rows(report: Path) -> dict[str, str]:
     collects every demo seed run so far while each regeneration needs only the new directories."""
     if not report.exists():
         return {}
-    lines = report.read_text().splitlines()
+    text = report.read_text()
+    lines = text.splitlines()
     if GLANCE not in lines:
         return {}
     rows = {}
@@ -495,7 +496,8 @@ def update_glance(report: Path, dirs: list[Path], code: str) -> int:
     directory); every other section stays as it was."""
     if not report.exists():
         raise SystemExit(f"{report} does not exist: --glance-only adds rows to an existing report")
-    lines = report.read_text().splitlines()
+    text = report.read_text()
+    lines = text.splitlines()
     if GLANCE not in lines:
         raise SystemExit(f"{report} has no {GLANCE!r} section")
     rows = {}
@@ -507,7 +509,7 @@ def update_glance(report: Path, dirs: list[Path], code: str) -> int:
     start = lines.index(GLANCE)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     lines[start:end] = glance_block(glance)
-    ending = "\n" if report.read_text().endswith("\n") else ""
+    ending = "\n" if text.endswith("\n") else ""
     report.write_text("\n".join(lines) + ending)
     print(f"updated the glance table of {report} with {', '.join(new)}")
     return 0
