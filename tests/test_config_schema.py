@@ -117,7 +117,12 @@ def test_demo_overlay_is_one_deep_merge(schema, default_config):
     jsonschema.validate(demo, schema)
     assert demo["polarbear"]["grid"] == default_config["demo"]["polarbear"]["grid"]
     assert demo["polarbear"]["vae"]["max_epochs"] == 300 and demo["polarbear"]["vae"]["batch_size"] == 16
-    assert demo["polarbear"]["vae"]["atac"] == {**default_config["polarbear"]["vae"]["atac"], "learning_rate": 0.001}
+    assert demo["polarbear"]["vae"]["atac"] == {**default_config["polarbear"]["vae"]["atac"], "learning_rate": 0.001,
+                                                "patience": 10}
+    from workflow_lib.polarbear import modality_fit_params
+    vae = demo["polarbear"]["vae"]
+    assert modality_fit_params(vae, "atac")["patience"] == 10
+    assert modality_fit_params(vae, "rna")["patience"] == default_config["polarbear"]["vae"]["patience"] == 46
     assert demo["splits"]["unseen_rule"] == "largest_test" and demo["splits"]["n_pcs"] == 50
     assert demo["single_atac_sets"]["fang"]["assembly"] == "mm9"
     assert demo["single_atac_sets"]["fang"]["snap_matrix"] == "auto"
@@ -141,13 +146,24 @@ def test_split_fractions_must_sum_to_one(default_config):
     assert (lab == "test").sum() == 20 and (lab == "val").sum() == 20
 
 
-def test_a_polarbear_key_given_twice_is_refused():
+def test_a_modality_block_overrides_the_shared_vae_settings(schema, default_config):
+    """vae.rna / vae.atac win over the shared keys (the demo's ATAC patience 10, RNA the authors'
+    46); keys of one VAE only (learning_rate) are refused among the shared ones by the schema."""
     from workflow_lib.polarbear import modality_fit_params
 
-    fp = {"batch_size": 16, "learning_rate": 0.1, "rna": {"learning_rate": 0.001}, "atac": {"adam_eps": 1e-5}}
-    with pytest.raises(ValueError, match=r"\['learning_rate'\] given both"):
-        modality_fit_params(fp, "rna")
-    assert modality_fit_params(fp, "atac") == {"batch_size": 16, "learning_rate": 0.1, "adam_eps": 1e-5}
+    fp = {"batch_size": 16, "patience": 46, "rna": {"learning_rate": 0.001}, "atac": {"adam_eps": 1e-5, "patience": 10}}
+    assert modality_fit_params(fp, "rna") == {"batch_size": 16, "patience": 46, "learning_rate": 0.001}
+    assert modality_fit_params(fp, "atac") == {"batch_size": 16, "patience": 10, "adam_eps": 1e-5}
+    cfg = copy.deepcopy(default_config)
+    cfg["polarbear"]["vae"]["atac"].update(patience=10, min_steps=3000, max_epochs=300)
+    jsonschema.validate(cfg, schema)
+    cfg["polarbear"]["vae"]["learning_rate"] = 0.1
+    with pytest.raises(jsonschema.ValidationError, match="learning_rate"):
+        jsonschema.validate(cfg, schema)
+    cfg = copy.deepcopy(default_config)
+    cfg["polarbear"]["vae"]["rna"]["dropout"] = 0.2   # a shared-only key in a modality block
+    with pytest.raises(jsonschema.ValidationError, match="dropout"):
+        jsonschema.validate(cfg, schema)
 
 
 def test_babel_options_accepted(schema, default_config):
