@@ -254,8 +254,8 @@ Leiden cluster) and the test cells another (the largest). Early stopping on thes
 measures how well a model generalises to a new cell type, and that is worse after a few epochs of
 fitting the training types: Polarbear co-assay's RNA VAE's validation reconstruction loss is
 lowest after a few epochs (Polarbear's, which sees the type among its single-assay cells, keeps
-improving for ~100 epochs: the last paragraph) and the translators' validation loss after a few hundred steps, so the restored models are
-early ones. `min_steps` keeps the translators from being restored at their initial weights (the
+improving for ~100 epochs: the last paragraph) and the translators' validation loss after a few
+hundred steps, so the restored models are early ones. `min_steps` keeps the translators from being restored at their initial weights (the
 bug issue 11 found: 9 optimiser steps).
 
 The largest remaining effect was the RNA encoder's input. With the authors' raw counts, the
@@ -464,6 +464,7 @@ nine seeds, the latent pick is a coin toss between test outcomes up to 0.05 apar
 13 (`k13s1`, `seeds: [1]`, the same data and splits) reaches every cell of the bar: unseen FOSCTTM
 0.109 / 0.102 against training seed 0's 0.165 / 0.143, and it beats Polarbear co-assay (0.139 /
 0.140) on every column; seed 13's miss is one draw of the training noise.
+
 **The demo's RNA VAE at the authors' patience (2026-12-03 late evening, c184fdf, `m` rows).** The
 unseen split's misses in the `k` rows came from Polarbear's RNA VAE stopping too early. It sees the
 validation cell type among its single-assay cells, and its validation reconstruction loss keeps
